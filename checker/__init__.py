@@ -1,0 +1,1 @@
+"""checker: the paved-road compliance gate."""

@@ -1,0 +1,185 @@
+"""The command line: parse options -> run -> write outputs -> exit code. Errors are caught only here."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from checker import gate, scan
+from checker.errors import CheckerError
+from checker.reporters import Format, renderer
+
+FAIL_ON = click.Choice(gate.FAIL_ON_CHOICES)
+
+
+class _Group(click.Group):
+    """Turns CheckerErrors into their exit codes with a one-line message on stderr."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CheckerError as error:
+            click.echo(f"checker: error: {error}", err=True)
+            ctx.exit(error.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="checker", prog_name="checker")
+def main() -> None:
+    """The paved-road compliance gate: Checkov plus the organisation's own checks, under a ruleset.
+
+    \b
+    Exit codes: 0 gate passed, 1 gate failed, 2 usage or configuration error,
+    3 the scan could not check something (fail closed).
+
+    \b
+    Example:
+      checker scan . --sarif-output results.sarif
+    """
+
+
+@main.command("scan")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+@click.option("-r", "--ruleset", "ruleset_ref", metavar="NAME|FILE",
+              help="A bundled ruleset by name or a ruleset file. Default: .checker.yaml of the scanned "
+                   "folder if present, else org-baseline.")
+@click.option("--format", "fmt", type=click.Choice([f.value for f in Format]), default="text", show_default=True,
+              help="Format written to standard output.")
+@click.option("--sarif-output", type=click.Path(dir_okay=False, writable=True), help="Also write SARIF here.")
+@click.option("--json-output", type=click.Path(dir_okay=False, writable=True), help="Also write JSON here.")
+@click.option("--fail-on", type=FAIL_ON, help="Override the ruleset's gate threshold.")
+def scan_command(paths: tuple[str, ...], ruleset_ref: str | None, fmt: str, sarif_output: str | None,
+                 json_output: str | None, fail_on: str | None) -> None:
+    """Scan PATHS (folders or files; default: the current folder) and gate on the findings.
+
+    \b
+    Examples:
+      checker scan                                  # the current repository
+      checker scan infra/ k8s/deploy.yaml -r pci-dss
+      checker scan . --format sarif > results.sarif
+      checker scan . --sarif-output results.sarif --fail-on critical
+    """
+    result = scan.run(scan.Options(paths=paths or (".",), ruleset=ruleset_ref, fail_on=fail_on))
+    for path, out_fmt in ((sarif_output, Format.SARIF), (json_output, Format.JSON)):
+        if path:
+            Path(path).write_text(renderer(out_fmt)(result), encoding="utf-8")
+    click.echo(renderer(Format(fmt))(result), nl=False)
+    decision = result.decision
+    if decision.exit_code == gate.INCOMPLETE:
+        for problem in result.problems:
+            click.echo(f"checker: could not check: {problem}", err=True)
+    sys.exit(decision.exit_code)
+
+
+@main.group("rules")
+def rules_group() -> None:
+    """List and explain the rules a ruleset selects."""
+
+
+@rules_group.command("list")
+@click.option("-r", "--ruleset", "ruleset_ref", metavar="NAME|FILE", help="Ruleset (default as for scan).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def rules_list(ruleset_ref: str | None, fmt: str) -> None:
+    """Every rule the ruleset selects, with its severity, controls and whether it is active.
+
+    \b
+    Example:
+      checker rules list -r org-baseline --format json
+    """
+    ruleset = scan.resolve_ruleset(ruleset_ref, Path.cwd())
+    from checker.ruleset import select_rules
+
+    rules = select_rules(ruleset, scan.catalogue(ruleset))
+    if fmt == "json":
+        click.echo(json.dumps([_rule_json(r) for r in rules.values()], indent=2))
+        return
+    for rule in rules.values():
+        state = f"  (inactive: {rule.inactive_reason})" if rule.inactive_reason else ""
+        controls = f"  [{', '.join(rule.controls)}]" if rule.controls else ""
+        click.echo(f"{rule.id:22} {rule.severity.value:8} {rule.engine:8} {rule.title}{controls}{state}")
+    click.echo(f"{len(rules)} rule(s) selected by {ruleset.name} {ruleset.version}")
+
+
+@rules_group.command("explain")
+@click.argument("rule_id")
+@click.option("-r", "--ruleset", "ruleset_ref", metavar="NAME|FILE", help="Ruleset (default as for scan).")
+def rules_explain(rule_id: str, ruleset_ref: str | None) -> None:
+    """Explain one rule: what it checks, why, how to fix it, and its controls.
+
+    \b
+    Example:
+      checker rules explain ORG-GHA-001
+    """
+    ruleset = scan.resolve_ruleset(ruleset_ref, Path.cwd())
+    rules = scan.catalogue(ruleset)
+    if rule_id not in rules:
+        raise click.UsageError(f"unknown rule id {rule_id!r}; `checker rules list` shows them")
+    from checker.ruleset import select_rules
+
+    selected = select_rules(ruleset, rules)
+    rule = selected.get(rule_id, rules[rule_id])
+    click.echo(f"{rule.id}: {rule.title}")
+    click.echo(f"severity: {rule.severity.value}   engine: {rule.engine}   "
+               f"selected by {ruleset.name}: {'yes' if rule_id in selected else 'no'}")
+    if rule.inactive_reason:
+        click.echo(f"inactive: {rule.inactive_reason}")
+    if rule.controls:
+        click.echo(f"controls: {', '.join(rule.controls)}")
+    click.echo(f"\n{rule.description}\n")
+    if rule.remediation:
+        click.echo(f"How to fix:\n{rule.remediation}\n")
+    if rule.help_uri:
+        click.echo(f"More: {rule.help_uri}")
+
+
+@main.group("ruleset")
+def ruleset_group() -> None:
+    """Validate and show rulesets."""
+
+
+@ruleset_group.command("validate")
+@click.argument("file", type=click.Path(path_type=str))
+def ruleset_validate(file: str) -> None:
+    """Validate a ruleset file: schema, extends chain and every rule id it names (exit 0 or 2).
+
+    \b
+    Example:
+      checker ruleset validate .checker.yaml
+    """
+    from checker.ruleset import load_ruleset, select_rules
+
+    ruleset = load_ruleset(file)
+    rules = select_rules(ruleset, scan.catalogue(ruleset))
+    click.echo(f"{file}: valid: {ruleset.name} {ruleset.version}, {len(rules)} rule(s) selected, "
+               f"digest sha256:{ruleset.digest}")
+
+
+@ruleset_group.command("show")
+@click.argument("ref", metavar="NAME|FILE")
+def ruleset_show(ref: str) -> None:
+    """Print the resolved ruleset (after `extends`) as YAML, with the layers it came from.
+
+    \b
+    Example:
+      checker ruleset show org-baseline
+    """
+    import yaml
+
+    from checker.ruleset import load_ruleset
+
+    ruleset = load_ruleset(ref)
+    data = {"layers": [{"name": l.name, "file": l.path, "digest": f"sha256:{l.digest}"} for l in ruleset.layers],
+            "digest": f"sha256:{ruleset.digest}", **ruleset.as_dict(), "origins": dict(ruleset.origins)}
+    click.echo(yaml.safe_dump(data, sort_keys=False, default_flow_style=False), nl=False)
+
+
+def _rule_json(rule: Any) -> dict[str, Any]:
+    return {
+        "id": rule.id, "title": rule.title, "severity": rule.severity.value, "engine": rule.engine,
+        "description": rule.description, "remediation": rule.remediation, "help_uri": rule.help_uri,
+        "tags": list(rule.tags), "controls": list(rule.controls), "kinds": list(rule.kinds),
+        "active": not rule.inactive_reason, "inactive_reason": rule.inactive_reason or None,
+    }

@@ -1,0 +1,334 @@
+"""The Checkov engine: runs real Checkov runners for the frameworks present and normalises results.
+
+Each framework's runner runs in a forked worker process: Checkov's global state stays out of
+ours, frameworks run in parallel, and a runner that crashes or hangs costs its own results
+only. A runner that raises is re-run file by file, so one bad file cannot blank a scan: every
+other file keeps its results and the bad one is named. Parse errors Checkov counts and skips
+become Problems (the scan fails closed).
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import importlib
+import importlib.metadata
+import json
+import logging
+import multiprocessing
+import os
+import posixpath
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from checker.discover import Discovery
+from checker.engines import Outcome
+from checker.model import Finding, Kind, Location, Problem, Rule, Severity, Suppression
+from checker.ruleset import Ruleset
+
+# Checkov framework -> runner class; each also names the files that make it worth running.
+RUNNERS: Mapping[str, str] = {
+    "terraform": "checkov.terraform.runner:Runner",
+    "terraform_json": "checkov.terraform_json.runner:TerraformJsonRunner",
+    "terraform_plan": "checkov.terraform.plan_runner:Runner",
+    "cloudformation": "checkov.cloudformation.runner:Runner",
+    "serverless": "checkov.serverless.runner:Runner",
+    "kubernetes": "checkov.kubernetes.runner:Runner",
+    "helm": "checkov.helm.runner:Runner",
+    "kustomize": "checkov.kustomize.runner:Runner",
+    "arm": "checkov.arm.runner:Runner",
+    "bicep": "checkov.bicep.runner:Runner",
+    "ansible": "checkov.ansible.runner:Runner",
+    "openapi": "checkov.openapi.runner:Runner",
+    "dockerfile": "checkov.dockerfile.runner:Runner",
+    "secrets": "checkov.secrets.runner:Runner",
+    "github_actions": "checkov.github_actions.runner:Runner",
+    "gitlab_ci": "checkov.gitlab_ci.runner:Runner",
+    "azure_pipelines": "checkov.azure_pipelines.runner:Runner",
+    "circleci_pipelines": "checkov.circleci_pipelines.runner:Runner",
+    "bitbucket_pipelines": "checkov.bitbucket_pipelines.runner:Runner",
+    "argo_workflows": "checkov.argo_workflows.runner:Runner",
+}
+# Checkov's catalogue labels -> the frameworks whose runners evaluate those checks.
+LABEL_FRAMEWORKS: Mapping[str, tuple[str, ...]] = {
+    "Terraform": ("terraform", "terraform_json", "terraform_plan"),
+    "Cloudformation": ("cloudformation", "serverless"),
+    "serverless": ("serverless",),
+    "Kubernetes": ("kubernetes", "helm", "kustomize"),
+    "arm": ("arm", "bicep"),
+    "Bicep": ("bicep",),
+    "Ansible": ("ansible",),
+    "OpenAPI": ("openapi",),
+    "dockerfile": ("dockerfile",),
+    "secrets": ("secrets",),
+    "github_actions": ("github_actions",),
+    "gitlab_ci": ("gitlab_ci",),
+    "Azure Pipelines": ("azure_pipelines",),
+    "circleci_pipelines": ("circleci_pipelines",),
+    "bitbucket_pipelines": ("bitbucket_pipelines",),
+    "Argo Workflows": ("argo_workflows",),
+}
+_DATA = (".yaml", ".yml", ".json")
+_CANDIDATES: Mapping[str, tuple[str, ...]] = {
+    "terraform": (".tf",), "terraform_json": (".tf.json",), "terraform_plan": (".json",),
+    "cloudformation": (*_DATA, ".template"), "serverless": ("serverless.yml", "serverless.yaml"),
+    "kubernetes": _DATA, "helm": ("Chart.yaml",), "kustomize": ("kustomization.yaml", "kustomization.yml"),
+    "arm": (".json",), "bicep": (".bicep",), "ansible": (".yaml", ".yml"), "openapi": _DATA,
+    "github_actions": (".yaml", ".yml"), "gitlab_ci": (".gitlab-ci.yml", ".gitlab-ci.yaml"),
+    "azure_pipelines": ("azure-pipelines.yml", "azure-pipelines.yaml"), "circleci_pipelines": ("config.yml",),
+    "bitbucket_pipelines": ("bitbucket-pipelines.yml",), "argo_workflows": (".yaml", ".yml"),
+}
+# Our kinds that a framework's parse errors are about (other files are not its to parse).
+_KINDS: Mapping[str, tuple[Kind | None, ...]] = {
+    "terraform": (Kind.TERRAFORM,), "terraform_json": (Kind.TERRAFORM,), "terraform_plan": (),
+    "cloudformation": (Kind.CLOUDFORMATION,), "kubernetes": (Kind.KUBERNETES,), "kustomize": (Kind.KUSTOMIZE,),
+    "helm": (Kind.HELM,), "dockerfile": (Kind.DOCKERFILE,), "github_actions": (Kind.GITHUB_ACTIONS,),
+    "gitlab_ci": (Kind.GITLAB_CI,), "azure_pipelines": (Kind.AZURE_PIPELINES,),
+}
+# Frameworks Checkov runs file by file, so a crash can be narrowed down to the file.
+_PER_FILE = frozenset(RUNNERS) - {"terraform", "terraform_json", "kustomize", "helm"}
+_TIMEOUT = int(os.environ.get("CHECKER_CHECKOV_TIMEOUT", "1800"))
+_GUIDE = "https://www.checkov.io/5.Policy%20Index/all.html"
+
+
+class CheckovEngine:
+    name = "checkov"
+
+    def catalogue(self, ruleset: Ruleset) -> dict[str, Rule]:
+        return {
+            rule_id: Rule(
+                id=rule_id, title=meta["title"], severity=Severity.MEDIUM, engine="checkov",
+                description=meta["title"], help_uri=meta["link"] or _GUIDE,
+                remediation=f"See the Checkov policy reference for {rule_id}: {meta['link'] or _GUIDE}",
+                tags=("security", "checkov", *meta["frameworks"]), kinds=tuple(meta["frameworks"]),
+            )
+            for rule_id, meta in catalogue().items()
+        }
+
+    def run(self, discovery: Discovery, rules: Mapping[str, Rule], ruleset: Ruleset) -> Outcome:
+        outcome = Outcome()
+        checks_by_framework: dict[str, list[str]] = {}
+        for rule in rules.values():
+            if rule.engine == self.name:
+                for framework in rule.kinds:
+                    checks_by_framework.setdefault(framework, []).append(rule.id)
+        frameworks = [f for f in RUNNERS if f in checks_by_framework and _worth_running(f, discovery.files)]
+        if not frameworks:
+            return outcome
+        root = str(discovery.root.resolve())
+        excluded = tuple(f"^{re.escape(posixpath.join(root, p))}$" for p in discovery.ignored)
+        jobs = [_Job(f, root, discovery.explicit_files or None, tuple(checks_by_framework[f]),
+                     tuple(_framework_files(f, discovery.files)), excluded) for f in frameworks]
+        kinds = {s.path: s.kind for s in discovery.sources}
+        for result in _run_jobs(jobs):
+            outcome.notes.extend(result.notes)
+            outcome.problems.extend(result.problems)
+            for path in result.parse_errors:
+                if kinds.get(path) in _KINDS.get(result.framework, ()) or (
+                        path not in kinds and path in discovery.files and not path.endswith(".json")):
+                    outcome.problems.append(Problem(
+                        f"Checkov's {result.framework} parser could not read it, so it was not checked", path, 0,
+                        "checkov"))
+            for record in result.records:
+                outcome.findings.append(_finding(record, rules))
+        return outcome
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    framework: str
+    root: str
+    files: tuple[str, ...] | None  # None: let the runner walk `root` itself
+    checks: tuple[str, ...]
+    candidates: tuple[str, ...]  # files to retry one by one if the runner crashes
+    excluded: tuple[str, ...] = ()  # regexes of paths .gitignore or the ruleset leave out
+
+
+@dataclasses.dataclass
+class _Result:
+    framework: str
+    records: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    parse_errors: list[str] = dataclasses.field(default_factory=list)
+    problems: list[Problem] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+
+def _worth_running(framework: str, files: Iterable[str]) -> bool:
+    if framework == "secrets":
+        return True
+    return any(_framework_files(framework, files))
+
+
+def _framework_files(framework: str, files: Iterable[str]) -> Iterable[str]:
+    endings = _CANDIDATES.get(framework, ())
+    if framework == "dockerfile":
+        return (f for f in files if "dockerfile" in posixpath.basename(f).lower())
+    if framework == "github_actions":
+        return (f for f in files if "/.github/workflows/" in "/" + f and f.endswith(endings))
+    if framework == "secrets":
+        return files
+    return (f for f in files if f.endswith(endings))
+
+
+def _run_jobs(jobs: Sequence[_Job]) -> list[_Result]:
+    """Run each framework in a forked worker; the slowest (Terraform) first."""
+    for job in jobs:  # imported once here, shared by every forked worker
+        importlib.import_module(RUNNERS[job.framework].split(":")[0])
+    workers = min(len(jobs), os.cpu_count() or 1)
+    if workers == 1:
+        return [_run_job(jobs[0])]
+    context = multiprocessing.get_context("fork")
+    results = []
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = {pool.submit(_run_job, job): job for job in jobs}
+        for future, job in futures.items():
+            try:
+                results.append(future.result(timeout=_TIMEOUT))
+            except Exception as error:  # noqa: BLE001 - a dead or hung worker fails its framework closed
+                results.append(_Result(job.framework, problems=[Problem(
+                    f"Checkov's {job.framework} runner did not finish ({type(error).__name__}: {error}); "
+                    "its files were not checked", "", 0, "checkov")]))
+    return results
+
+
+def _run_job(job: _Job) -> _Result:
+    """Run one framework (inside a worker): whole tree first, file by file if the runner raises."""
+    os.environ.setdefault("BC_SKIP_MAPPING", "TRUE")
+    os.environ.setdefault("CHECKOV_RUN_SCA_PACKAGE_SCAN_V2", "false")
+    logging.getLogger().setLevel(logging.WARNING)
+    crashes = _CrashLog()
+    logging.getLogger().addHandler(crashes)
+    module_name, class_name = RUNNERS[job.framework].split(":")
+    runner_class = getattr(importlib.import_module(module_name), class_name)
+    result = _Result(job.framework)
+    missing = getattr(runner_class(), "check_system_deps", lambda: None)()
+    if missing:
+        result.notes.append(f"Checkov's {job.framework} framework was skipped: the tool it needs is not installed")
+        return result
+    files = [os.path.join(job.root, f) for f in job.files] if job.files is not None else None
+    try:
+        _collect(result, job, _scan(runner_class, job, None if files else job.root, files))
+    except Exception as error:  # noqa: BLE001 - Checkov raises anything; narrow it down to the file
+        if job.framework not in _PER_FILE:
+            result.problems.append(Problem(f"Checkov's {job.framework} runner crashed: {type(error).__name__}: "
+                                           f"{error}; no {job.framework} file was checked", "", 0, "checkov"))
+            return result
+        for rel in (job.files if job.files is not None else job.candidates):
+            try:
+                _collect(result, job, _scan(runner_class, job, None, [os.path.join(job.root, rel)]))
+            except Exception as file_error:  # noqa: BLE001
+                result.problems.append(Problem(
+                    f"Checkov's {job.framework} runner crashed on it ({type(file_error).__name__}: {file_error}), "
+                    "so it was not checked", rel, 0, "checkov"))
+    result.problems.extend(crashes.problems(job.root))
+    return result
+
+
+def _scan(runner_class: Any, job: _Job, root: str | None, files: list[str] | None) -> list[Any]:
+    from checkov.runner_filter import RunnerFilter
+
+    runner_filter = RunnerFilter(framework=[job.framework], checks=list(job.checks), show_progress_bar=False,
+                                 excluded_paths=list(job.excluded))
+    reports = runner_class().run(root_folder=root, files=files, runner_filter=runner_filter)
+    return reports if isinstance(reports, list) else [reports]
+
+
+def _collect(result: _Result, job: _Job, reports: list[Any]) -> None:
+    for report in reports:
+        result.parse_errors.extend(_relative(job.root, p) for p in report.parsing_errors)
+        for record in report.failed_checks:
+            result.records.append(_plain(record, job.root, None))
+        for record in report.skipped_checks:
+            comment = (record.check_result or {}).get("suppress_comment", "")
+            result.records.append(_plain(record, job.root, comment or "no reason given"))
+
+
+def _plain(record: Any, root: str, skip_comment: str | None) -> dict[str, Any]:
+    """A Checkov Record as plain data (it crosses a process boundary)."""
+    path = record.file_abs_path or os.path.join(root, record.file_path.lstrip("/"))
+    start, end = (list(record.file_line_range or [0, 0]) + [0, 0])[:2]
+    return {
+        "check_id": record.check_id, "check_name": record.check_name, "path": _relative(root, path),
+        "start": int(start or 0), "end": int(end or 0), "resource": record.resource or "",
+        "guideline": record.guideline or "", "skip": skip_comment,
+    }
+
+
+def _relative(root: str, path: str) -> str:
+    path = os.path.realpath(path) if os.path.isabs(path) else os.path.realpath(os.path.join(root, path.lstrip("/")))
+    return Path(os.path.relpath(path, os.path.realpath(root))).as_posix()
+
+
+def _finding(record: Mapping[str, Any], rules: Mapping[str, Rule]) -> Finding:
+    rule = rules[record["check_id"]]
+    start = max(record["start"], 1)
+    suppression = None
+    if record["skip"] is not None:
+        suppression = Suppression("inSource", record["skip"], "checkov:skip")
+    return Finding(
+        rule_id=rule.id, severity=rule.severity, message=record["check_name"] or rule.title,
+        location=Location(record["path"], start, max(record["end"], start)),
+        resource=record["resource"], suppression=suppression,
+    )
+
+
+class _CrashLog(logging.Handler):
+    """Catches Checkov's 'Failed to run check X on file' log lines: a check that raised."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Failed to run check "):
+            self.messages.append(message)
+
+    def problems(self, root: str) -> list[Problem]:
+        out = []
+        for message in dict.fromkeys(self.messages):
+            check, _, target = message[len("Failed to run check "):].partition(" on ")
+            path, _, entity = target.rpartition(":")
+            out.append(Problem(f"Checkov check {check} crashed on {entity}, so that resource was not checked by it",
+                               _relative(root, path), 0, "checkov"))
+        return out
+
+
+def checkov_version() -> str:
+    return importlib.metadata.version("checkov")
+
+
+def catalogue() -> dict[str, dict[str, Any]]:
+    """Every Checkov check: title, frameworks and source link, cached per Checkov version."""
+    cache = _cache_dir() / f"checkov-{checkov_version()}.json"
+    try:
+        return json.loads(cache.read_text())
+    except (OSError, ValueError):
+        pass
+    os.environ.setdefault("BC_SKIP_MAPPING", "TRUE")
+    from checkov.docs_generator import get_checks
+
+    found: dict[str, dict[str, Any]] = {}
+    for check_id, _type, _entity, title, label, link in get_checks():
+        frameworks = LABEL_FRAMEWORKS.get(label)
+        if not frameworks:
+            continue  # checks of VCS-configuration frameworks need a platform API; never run here
+        entry = found.setdefault(check_id, {"title": title, "frameworks": [], "link": link})
+        entry["frameworks"] = sorted({*entry["frameworks"], *frameworks}, key=list(RUNNERS).index)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(found, sort_keys=True))
+        tmp.replace(cache)
+    except OSError:
+        pass  # a read-only home only costs the next run the same two seconds
+    return found
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "checker"
+
+
+ENGINE = CheckovEngine()

@@ -1,0 +1,167 @@
+"""The data model shared by every engine, stage and reporter: frozen dataclasses and enums."""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+
+class Severity(str, enum.Enum):
+    """Severity of a rule; ordered from most to least severe."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        """4 for critical down to 0 for info."""
+        return _RANK[self]
+
+    @property
+    def sarif_level(self) -> str:
+        return "error" if self.rank >= 3 else "warning" if self.rank == 2 else "note"
+
+    @property
+    def security_severity(self) -> str:
+        """GitHub's `security-severity` score (a string of a number, as GitHub documents)."""
+        return _SECURITY_SEVERITY[self]
+
+
+_RANK = {Severity.CRITICAL: 4, Severity.HIGH: 3, Severity.MEDIUM: 2, Severity.LOW: 1, Severity.INFO: 0}
+_SECURITY_SEVERITY = {
+    Severity.CRITICAL: "9.5", Severity.HIGH: "8.0", Severity.MEDIUM: "5.5", Severity.LOW: "2.0", Severity.INFO: "0.0",
+}
+
+
+class Kind(str, enum.Enum):
+    """What a discovered file is."""
+
+    TERRAFORM = "terraform"
+    CLOUDFORMATION = "cloudformation"
+    KUBERNETES = "kubernetes"
+    HELM = "helm"
+    KUSTOMIZE = "kustomize"
+    DOCKERFILE = "dockerfile"
+    DOCKER_COMPOSE = "docker-compose"
+    GITHUB_ACTIONS = "github-actions"
+    GITLAB_CI = "gitlab-ci"
+    AZURE_PIPELINES = "azure-pipelines"
+    REPO = "repo"
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Location:
+    """Where a finding is: a path relative to the scan root (POSIX), lines from 1."""
+
+    path: str
+    start_line: int = 1
+    end_line: int = 1
+    start_column: int | None = None
+    end_column: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """A rule as the ruleset selects it, whatever engine checks it."""
+
+    id: str
+    title: str
+    severity: Severity
+    engine: str
+    description: str = ""
+    remediation: str = ""
+    help_uri: str = ""
+    tags: tuple[str, ...] = ()
+    controls: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    inactive_reason: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Suppression:
+    """Why a finding does not count: kind 'inSource' (inline comment) or 'external' (waiver)."""
+
+    kind: str
+    justification: str
+    source: str = ""
+    properties: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One rule that fired at one place."""
+
+    rule_id: str
+    severity: Severity
+    message: str
+    location: Location
+    resource: str = ""
+    suppression: Suppression | None = None
+    fingerprint: str = ""
+
+    def identity(self) -> str:
+        """What stays the same when lines move: rule, file and resource (not the line)."""
+        return f"{self.rule_id}|{self.location.path}|{self.resource}"
+
+
+def with_fingerprints(findings: list[Finding]) -> list[Finding]:
+    """Give each finding a stable fingerprint from its identity and its rank among equals.
+
+    Findings that share rule, file and resource are told apart by their order in the file,
+    so they never merge, and inserting lines above them changes nothing.
+    """
+    seen: dict[str, int] = {}
+    out = []
+    for f in sorted(findings, key=lambda f: (f.location, f.rule_id, f.resource, f.message)):
+        identity = f.identity()
+        nth = seen.get(identity, 0)
+        seen[identity] = nth + 1
+        digest = hashlib.sha256(f"{identity}|{nth}".encode()).hexdigest()[:32]
+        out.append(dataclasses.replace(f, fingerprint=digest))
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """Something the scan could not check: it fails the scan closed (exit 3)."""
+
+    message: str
+    path: str = ""
+    line: int = 0
+    source: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        prefix = f"{where}: " if where else ""
+        by = f" [{self.source}]" if self.source else ""
+        return f"{prefix}{self.message}{by}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ScanResult:
+    """Everything a scan produced: what reporters render and the gate decides on."""
+
+    root: str
+    ruleset: Any  # checker.ruleset.Ruleset
+    rules: Mapping[str, Rule]
+    findings: tuple[Finding, ...]
+    problems: tuple[Problem, ...]
+    targets: tuple[Any, ...]  # checker.discover.Source
+    started: str
+    finished: str
+    versions: Mapping[str, str]
+    provenance: Mapping[str, str]
+    notes: tuple[str, ...] = ()
+    fail_on: str = "high"
+
+    @property
+    def decision(self) -> Any:
+        """The gate's decision (checker.gate.Decision) for this result."""
+        from checker.gate import decide
+
+        return decide(self.findings, self.problems, self.fail_on)

@@ -1,0 +1,188 @@
+"""SARIF 2.1.0 built with sarif-om from our Finding model (never from Checkov's own SARIF).
+
+One run per scan. GitHub reads the first location of a result and needs one on every result,
+keeps the top 5,000 results of a run, and rejects files over 10 MB gzipped; findings are
+therefore sorted most severe first so what GitHub keeps is what matters most.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import attr
+import sarif_om as om
+
+from checker.model import Finding, Rule, ScanResult
+
+SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
+INFORMATION_URI = "https://github.com/paved-road/checker"
+SRCROOT = "%SRCROOT%"
+FINGERPRINT_KEY = "checker/v1"
+
+
+def render(result: ScanResult) -> str:
+    return serialize(build(result))
+
+
+def build(result: ScanResult) -> om.SarifLog:
+    rules = sorted(result.rules.values(), key=lambda r: r.id)
+    reported = {f.rule_id for f in result.findings}
+    rules = [r for r in rules if r.id in reported or r.engine == "python"]
+    index = {r.id: i for i, r in enumerate(rules)}
+    prefix = _repo_prefix(result)
+    findings = sorted(result.findings, key=lambda f: (-f.severity.rank, f.location, f.rule_id))
+    decision = result.decision
+    run = om.Run(
+        tool=om.Tool(driver=om.ToolComponent(
+            name="checker", semantic_version=result.versions.get("checker"),
+            version=result.versions.get("checker"), information_uri=INFORMATION_URI,
+            rules=[_rule(r) for r in rules],
+        )),
+        results=[_result(f, index, prefix) for f in findings],
+        invocations=[om.Invocation(
+            execution_successful=not result.problems,
+            start_time_utc=result.started, end_time_utc=result.finished,
+            exit_code=decision.exit_code,
+            tool_execution_notifications=[_notification(p, prefix) for p in result.problems] or None,
+        )],
+        automation_details=om.RunAutomationDetails(id=f"checker/{result.ruleset.name}/{_root_name(result)}/"),
+        original_uri_base_ids={SRCROOT: om.ArtifactLocation(uri=_file_uri(result))},
+        version_control_provenance=_provenance(result),
+        column_kind="utf16CodeUnits",
+        properties=om.PropertyBag(),
+    )
+    run.properties = {
+        "ruleset": {
+            "name": result.ruleset.name, "version": result.ruleset.version,
+            "digest": f"sha256:{result.ruleset.digest}",
+            "layers": [{"name": layer.name, "file": layer.path, "digest": f"sha256:{layer.digest}"}
+                       for layer in result.ruleset.layers],
+        },
+        "versions": dict(result.versions),
+        "gate": {"failOn": result.fail_on, "verdict": decision.verdict, "reason": decision.reason},
+        "notes": list(result.notes),
+    }
+    return om.SarifLog(version="2.1.0", schema_uri=SCHEMA_URI, runs=[run])
+
+
+def _rule(rule: Rule) -> om.ReportingDescriptor:
+    markdown = f"**{rule.title}**\n\n{rule.description}\n\n"
+    if rule.remediation:
+        markdown += f"**How to fix**\n\n{rule.remediation}\n\n"
+    if rule.controls:
+        markdown += "**Controls**: " + ", ".join(rule.controls) + "\n"
+    text = f"{rule.title}. {rule.description} How to fix: {rule.remediation}".strip()
+    return om.ReportingDescriptor(
+        id=rule.id, name=_pascal(rule.title),
+        short_description=om.MultiformatMessageString(text=_sentence(rule.title)),
+        full_description=om.MultiformatMessageString(text=_sentence(rule.description or rule.title)),
+        help=om.MultiformatMessageString(text=text, markdown=markdown.strip()),
+        help_uri=rule.help_uri or None,
+        default_configuration=om.ReportingConfiguration(level=rule.severity.sarif_level),
+        properties={
+            "tags": sorted(set(rule.tags) | {"security"}),
+            "security-severity": rule.severity.security_severity,
+            "severity": rule.severity.value,
+            "engine": rule.engine,
+            **({"controls": list(rule.controls)} if rule.controls else {}),
+        },
+    )
+
+
+def _result(f: Finding, index: dict[str, int], prefix: str) -> om.Result:
+    location = om.Location(
+        physical_location=om.PhysicalLocation(
+            artifact_location=om.ArtifactLocation(uri=prefix + f.location.path, uri_base_id=SRCROOT),
+            region=om.Region(start_line=f.location.start_line, end_line=f.location.end_line),
+        ),
+        logical_locations=[om.LogicalLocation(fully_qualified_name=f.resource)] if f.resource else None,
+    )
+    out = om.Result(
+        rule_id=f.rule_id, rule_index=index.get(f.rule_id, -1), level=f.severity.sarif_level,
+        message=om.Message(text=_sentence(f.message)), locations=[location],
+        partial_fingerprints={FINGERPRINT_KEY: f.fingerprint},
+        properties={"severity": f.severity.value, **({"resource": f.resource} if f.resource else {})},
+    )
+    if f.suppression:
+        out.suppressions = [om.Suppression(
+            kind=f.suppression.kind, state="accepted", justification=f.suppression.justification,
+            properties={"source": f.suppression.source, **dict(f.suppression.properties)},
+        )]
+    return out
+
+
+def _notification(problem: Any, prefix: str) -> om.Notification:
+    locations = None
+    if problem.path:
+        region = om.Region(start_line=problem.line) if problem.line else None
+        locations = [om.Location(physical_location=om.PhysicalLocation(
+            artifact_location=om.ArtifactLocation(uri=prefix + problem.path, uri_base_id=SRCROOT), region=region))]
+    return om.Notification(level="error", message=om.Message(text=_sentence(str(problem))), locations=locations)
+
+
+def _provenance(result: ScanResult) -> list[om.VersionControlDetails] | None:
+    prov = result.provenance
+    if not prov.get("revisionId") or not prov.get("repositoryUri"):
+        return None
+    return [om.VersionControlDetails(
+        repository_uri=prov["repositoryUri"], revision_id=prov["revisionId"], branch=prov.get("branch"),
+        mapped_to=om.ArtifactLocation(uri_base_id=SRCROOT),
+    )]
+
+
+def _repo_prefix(result: ScanResult) -> str:
+    """Result URIs are relative to the repository root (what code scanning resolves against)."""
+    top = result.provenance.get("toplevel")
+    if not top:
+        return ""
+    rel = Path(result.root).resolve().relative_to(Path(top).resolve()).as_posix()
+    return "" if rel == "." else rel + "/"
+
+
+def _file_uri(result: ScanResult) -> str:
+    base = result.provenance.get("toplevel") or result.root
+    return Path(base).resolve().as_uri() + "/"
+
+
+def _root_name(result: ScanResult) -> str:
+    return _repo_prefix(result).rstrip("/") or Path(result.root).name or "root"
+
+
+def _sentence(text: str) -> str:
+    text = " ".join(text.split())
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _pascal(title: str) -> str:
+    return "".join(w[:1].upper() + w[1:] for w in re.findall(r"[A-Za-z0-9]+", title)) or "Rule"
+
+
+def serialize(log: om.SarifLog) -> str:
+    return json.dumps(_plain(log), indent=2, ensure_ascii=False) + "\n"
+
+
+def _plain(value: Any) -> Any:
+    """sarif-om objects -> JSON data: unset fields dropped, schema names used.
+
+    sarif-om 1.0.4 names Suppression's `status` "state"; SARIF 2.1.0 says `status`.
+    """
+    if attr.has(type(value)):
+        out = {}
+        for field in attr.fields(type(value)):
+            item = getattr(value, field.name)
+            if item is None or (field.default is not attr.NOTHING and item == field.default
+                                and not isinstance(item, (list, dict))):
+                continue
+            name = field.metadata["schema_property_name"]
+            if isinstance(value, om.Suppression) and name == "state":
+                name = "status"
+            out[name] = _plain(item)
+        return out
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) or isinstance(value, Iterable) and not isinstance(value, str):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,60 @@
+"""Human-readable report: findings grouped by file, a fix hint each, counts and the verdict.
+
+Colour comes from click.style; click.echo strips it when the output is not a terminal.
+"""
+from __future__ import annotations
+
+import itertools
+
+import click
+
+from checker.model import Finding, ScanResult, Severity
+
+COLOURS = {Severity.CRITICAL: "magenta", Severity.HIGH: "red", Severity.MEDIUM: "yellow",
+           Severity.LOW: "cyan", Severity.INFO: "white"}
+
+
+def render(result: ScanResult) -> str:
+    lines: list[str] = []
+    shown = sorted(result.findings, key=lambda f: (f.location.path, f.location.start_line, f.rule_id))
+    for path, group in itertools.groupby(shown, key=lambda f: f.location.path):
+        lines.append(click.style(path, bold=True))
+        lines.extend(_finding(f, result) for f in group)
+        lines.append("")
+    if result.problems:
+        lines.append(click.style("Could not check:", fg="red", bold=True))
+        lines.extend(f"  {p}" for p in result.problems)
+        lines.append("")
+    for note in result.notes:
+        lines.append(f"note: {note}")
+    lines.append(_summary(result))
+    return "\n".join(lines) + "\n"
+
+
+def _finding(f: Finding, result: ScanResult) -> str:
+    sev = click.style(f"{f.severity.value.upper():8}", fg=COLOURS[f.severity], bold=f.severity.rank >= 3)
+    text = f"  {f.location.start_line:>5}  {sev} {f.rule_id}  {f.message}"
+    if f.suppression:
+        text += click.style(f"  [suppressed ({f.suppression.kind}): {f.suppression.justification}]", dim=True)
+        return text
+    rule = result.rules.get(f.rule_id)
+    hint = rule.remediation.strip().splitlines()[0] if rule and rule.remediation.strip() else ""
+    if hint:
+        text += "\n" + click.style(f"{'':16}fix: {hint}", dim=True)
+    return text
+
+
+def _summary(result: ScanResult) -> str:
+    open_findings = [f for f in result.findings if f.suppression is None]
+    counts = ", ".join(f"{sum(f.severity is s for f in open_findings)} {s.value}" for s in Severity)
+    suppressed = len(result.findings) - len(open_findings)
+    decision = result.decision
+    colour = "green" if decision.passed else "red"
+    return (
+        f"{len(result.targets)} file(s) checked with {len(result.rules)} rule(s) of ruleset "
+        f"{result.ruleset.name} {result.ruleset.version}\n"
+        f"{len(open_findings)} open finding(s): {counts}; {suppressed} suppressed; "
+        f"{len(result.problems)} could not be checked\n"
+        + click.style(f"gate {decision.verdict}", fg=colour, bold=True) + f": {decision.reason} "
+        f"(fail_on: {result.fail_on})"
+    )

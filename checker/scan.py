@@ -1,0 +1,90 @@
+"""One scan, one direction: discover -> ruleset -> engines -> suppressions -> ScanResult."""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import importlib.metadata
+from collections.abc import Sequence
+from pathlib import Path
+
+from checker import suppress
+from checker.discover import discover
+from checker.engines import engines
+from checker.errors import ConfigError
+from checker.model import Rule, ScanResult, with_fingerprints
+from checker.provenance import git_provenance
+from checker.ruleset import Ruleset, load_ruleset, select_rules
+
+REPO_RULESET = ".checker.yaml"
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    paths: tuple[str, ...] = (".",)
+    ruleset: str | None = None
+    fail_on: str | None = None
+
+
+def scan_root(paths: Sequence[str]) -> Path:
+    """The folder paths in results are relative to: the one folder scanned, else the current folder."""
+    if len(paths) == 1 and Path(paths[0]).is_dir():
+        return Path(paths[0]).resolve()
+    return Path.cwd().resolve()
+
+
+def resolve_ruleset(ref: str | None, root: Path) -> Ruleset:
+    """--ruleset, else the repository's .checker.yaml, else the bundled org-baseline."""
+    if ref:
+        return load_ruleset(ref)
+    local = root / REPO_RULESET
+    return load_ruleset(str(local)) if local.is_file() else load_ruleset("org-baseline")
+
+
+def catalogue(ruleset: Ruleset) -> dict[str, Rule]:
+    """Every rule every engine knows, by id."""
+    rules: dict[str, Rule] = {}
+    for engine in engines():
+        for rule_id, rule in engine.catalogue(ruleset).items():
+            if rule_id in rules:
+                raise ConfigError(f"rule id {rule_id} is defined by both the {rules[rule_id].engine} "
+                                  f"and the {engine.name} engine")
+            rules[rule_id] = rule
+    return rules
+
+
+def run(options: Options, today: datetime.date | None = None) -> ScanResult:
+    started = _now()
+    root = scan_root(options.paths)
+    ruleset = resolve_ruleset(options.ruleset, root)
+    rules = select_rules(ruleset, catalogue(ruleset))
+    discovery = discover(root, [Path(p) for p in options.paths], ruleset.ignore)
+    findings, problems, notes = [], list(discovery.problems), list(discovery.notes)
+    for engine in engines():
+        owned = {i: r for i, r in rules.items() if r.engine == engine.name}
+        if owned:
+            outcome = engine.run(discovery, owned, ruleset)
+            findings.extend(outcome.findings)
+            problems.extend(outcome.problems)
+            notes.extend(outcome.notes)
+    suppressed = suppress.apply(findings, root, ruleset.waivers, ruleset.allow_inline,
+                                today or datetime.date.today())
+    notes.extend(suppressed.notes)
+    inactive = [r.id for r in rules.values() if r.inactive_reason]
+    if inactive:
+        notes.append(f"{len(inactive)} rule(s) inactive for want of organisation facts: {', '.join(inactive)} "
+                     "(`checker rules list` says why)")
+    return ScanResult(
+        root=str(root), ruleset=ruleset, rules=rules, findings=tuple(with_fingerprints(suppressed.findings)),
+        problems=tuple(sorted(set(problems), key=lambda p: (p.path, p.line, p.message))),
+        targets=tuple(discovery.sources), started=started, finished=_now(),
+        versions=_versions(), provenance=git_provenance(root), notes=tuple(notes),
+        fail_on=options.fail_on or ruleset.fail_on,
+    )
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _versions() -> dict[str, str]:
+    return {name: importlib.metadata.version(name) for name in ("checker", "checkov")}

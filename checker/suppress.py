@@ -1,0 +1,98 @@
+"""Suppressions, a stage of their own after checking: inline comments and ruleset waivers.
+
+Whether a check fired is decided by the engines; whether a finding counts is decided here.
+Suppressed findings are kept, marked with how and why, never dropped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pathspec
+
+from checker.model import Finding, Suppression
+
+# `# checker:ignore ORG-GHA-001,CKV_K8S_20 -- reason` (also after `//` in HCL and JSON-ish files)
+INLINE = re.compile(r"(?:#|//)\s*checker:ignore\s+(?P<ids>[A-Za-z0-9_*,\- ]+?)\s*(?:--\s*(?P<reason>.*\S))?\s*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    findings: list[Finding]
+    notes: list[str]
+
+
+def apply(findings: Sequence[Finding], root: Path, waivers: Sequence[Mapping[str, Any]], allow_inline: bool,
+          today: datetime.date) -> Outcome:
+    """Mark findings suppressed by an inline comment or an unexpired waiver."""
+    notes: list[str] = []
+    lines = _LineCache(root)
+    out = []
+    for finding in findings:
+        if finding.suppression is None:
+            suppression = _inline(finding, lines, notes) if allow_inline else None
+            suppression = suppression or _waiver(finding, waivers, today, notes)
+            if suppression:
+                finding = dataclasses.replace(finding, suppression=suppression)
+        elif not allow_inline and finding.suppression.kind == "inSource":
+            finding = dataclasses.replace(finding, suppression=None)
+        out.append(finding)
+    return Outcome(out, list(dict.fromkeys(notes)))
+
+
+class _LineCache:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.cache: dict[str, list[str]] = {}
+
+    def __call__(self, path: str) -> list[str]:
+        if path not in self.cache:
+            try:
+                self.cache[path] = (self.root / path).read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError:
+                self.cache[path] = []
+        return self.cache[path]
+
+
+def _inline(finding: Finding, lines: _LineCache, notes: list[str]) -> Suppression | None:
+    text = lines(finding.location.path)
+    line = finding.location.start_line
+    for number in (line, line - 1):
+        if not 1 <= number <= len(text):
+            continue
+        match = INLINE.search(text[number - 1])
+        if not match:
+            continue
+        ids = [i for i in re.split(r"[,\s]+", match["ids"]) if i]
+        if finding.rule_id not in ids:
+            continue
+        if not match["reason"]:
+            notes.append(f"{finding.location.path}:{number}: `checker:ignore {finding.rule_id}` has no reason "
+                         "(write `-- why`), so it does not suppress")
+            return None
+        return Suppression("inSource", match["reason"], f"{finding.location.path}:{number}")
+    return None
+
+
+def _waiver(finding: Finding, waivers: Iterable[Mapping[str, Any]], today: datetime.date,
+            notes: list[str]) -> Suppression | None:
+    for waiver in waivers:
+        if waiver["rule"] != finding.rule_id:
+            continue
+        paths = waiver.get("paths")
+        if paths and not pathspec.GitIgnoreSpec.from_lines(paths).match_file(finding.location.path):
+            continue
+        expires = datetime.date.fromisoformat(str(waiver["expires"]))
+        if expires < today:
+            notes.append(f"waiver for {waiver['rule']} ({waiver['source']}:{waiver['line']}) expired on "
+                         f"{expires}: its findings count again")
+            continue
+        properties = {"approvedBy": waiver["approved_by"], "expires": str(expires)}
+        if waiver.get("ticket"):
+            properties["ticket"] = waiver["ticket"]
+        return Suppression("external", waiver["reason"], f"{waiver['source']}:{waiver['line']}", properties)
+    return None

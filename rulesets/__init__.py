@@ -1,0 +1,1 @@
+"""The organisation's bundled rulesets (YAML files beside this one), installed as checker.rulesets."""
