@@ -13,6 +13,7 @@ from checker.errors import CheckerError
 from checker.reporters import Format, renderer
 
 FAIL_ON = click.Choice(gate.FAIL_ON_CHOICES)
+OUTPUT = click.Path(dir_okay=False, writable=True)
 
 
 class _Group(click.Group):
@@ -48,11 +49,18 @@ def main() -> None:
                    "folder if present, else org-baseline.")
 @click.option("--format", "fmt", type=click.Choice([f.value for f in Format]), default="text", show_default=True,
               help="Format written to standard output.")
-@click.option("--sarif-output", type=click.Path(dir_okay=False, writable=True), help="Also write SARIF here.")
-@click.option("--json-output", type=click.Path(dir_okay=False, writable=True), help="Also write JSON here.")
+@click.option("--sarif-output", type=OUTPUT, help="Also write the complete SARIF audit record here.")
+@click.option("--code-scanning-output", type=OUTPUT,
+              help="Also write SARIF with only the open alerts (for GitHub code scanning upload).")
+@click.option("--json-output", type=OUTPUT, help="Also write our JSON report (schema checker/scan-result/v1) here.")
+@click.option("--junit-output", type=OUTPUT, help="Also write JUnit XML (for CI test tabs) here.")
+@click.option("--markdown-output", type=OUTPUT, help="Also write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY) here.")
 @click.option("--fail-on", type=FAIL_ON, help="Override the ruleset's gate threshold.")
+@click.option("--baseline", type=click.Path(exists=True, dir_okay=False),
+              help="A previous SARIF: findings already in it do not fail the gate.")
 def scan_command(paths: tuple[str, ...], ruleset_ref: str | None, fmt: str, sarif_output: str | None,
-                 json_output: str | None, fail_on: str | None) -> None:
+                 code_scanning_output: str | None, json_output: str | None, junit_output: str | None,
+                 markdown_output: str | None, fail_on: str | None, baseline: str | None) -> None:
     """Scan PATHS (folders or files; default: the current folder) and gate on the findings.
 
     \b
@@ -62,10 +70,16 @@ def scan_command(paths: tuple[str, ...], ruleset_ref: str | None, fmt: str, sari
       checker scan . --format sarif > results.sarif
       checker scan . --sarif-output results.sarif --fail-on critical
     """
-    result = scan.run(scan.Options(paths=paths or (".",), ruleset=ruleset_ref, fail_on=fail_on))
-    for path, out_fmt in ((sarif_output, Format.SARIF), (json_output, Format.JSON)):
+    result = scan.run(scan.Options(paths=paths or (".",), ruleset=ruleset_ref, fail_on=fail_on, baseline=baseline))
+    outputs = ((sarif_output, Format.SARIF), (json_output, Format.JSON), (junit_output, Format.JUNIT),
+               (markdown_output, Format.MARKDOWN))
+    for path, out_fmt in outputs:
         if path:
             Path(path).write_text(renderer(out_fmt)(result), encoding="utf-8")
+    if code_scanning_output:
+        from checker.reporters import sarif
+
+        Path(code_scanning_output).write_text(sarif.render_alerts(result), encoding="utf-8")
     click.echo(renderer(Format(fmt))(result), nl=False)
     decision = result.decision
     if decision.exit_code == gate.INCOMPLETE:

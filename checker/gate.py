@@ -27,7 +27,7 @@ def decide(findings: Sequence[Finding], problems: Sequence[Problem], fail_on: st
     threshold = None if fail_on == "never" else Severity(fail_on)
     blocking = tuple(
         f for f in findings
-        if f.suppression is None and threshold is not None and f.severity.rank >= threshold.rank
+        if f.is_open and threshold is not None and f.severity.rank >= threshold.rank
     )
     if problems:
         return Decision(INCOMPLETE, "INCOMPLETE",

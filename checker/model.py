@@ -103,6 +103,12 @@ class Finding:
     resource: str = ""
     suppression: Suppression | None = None
     fingerprint: str = ""
+    baseline_state: str = ""  # "new" or "unchanged" when scanned against a baseline
+
+    @property
+    def is_open(self) -> bool:
+        """Counts against the gate: not suppressed and not already in the baseline."""
+        return self.suppression is None and self.baseline_state != "unchanged"
 
     def identity(self) -> str:
         """What stays the same when lines move: rule, file and resource (not the line)."""
@@ -158,6 +164,7 @@ class ScanResult:
     provenance: Mapping[str, str]
     notes: tuple[str, ...] = ()
     fail_on: str = "high"
+    fixed: tuple[str, ...] = ()  # baseline results no longer found ("RULE path")
 
     @property
     def decision(self) -> Any:

@@ -7,7 +7,7 @@ import importlib.metadata
 from collections.abc import Sequence
 from pathlib import Path
 
-from checker import suppress
+from checker import baseline, suppress
 from checker.discover import discover
 from checker.engines import engines
 from checker.errors import ConfigError
@@ -23,6 +23,7 @@ class Options:
     paths: tuple[str, ...] = (".",)
     ruleset: str | None = None
     fail_on: str | None = None
+    baseline: str | None = None
 
 
 def scan_root(paths: Sequence[str]) -> Path:
@@ -54,6 +55,7 @@ def catalogue(ruleset: Ruleset) -> dict[str, Rule]:
 
 def run(options: Options, today: datetime.date | None = None) -> ScanResult:
     started = _now()
+    known = baseline.fingerprints(options.baseline) if options.baseline else None
     root = scan_root(options.paths)
     ruleset = resolve_ruleset(options.ruleset, root)
     rules = select_rules(ruleset, catalogue(ruleset))
@@ -73,8 +75,12 @@ def run(options: Options, today: datetime.date | None = None) -> ScanResult:
     if inactive:
         notes.append(f"{len(inactive)} rule(s) inactive for want of organisation facts: {', '.join(inactive)} "
                      "(`checker rules list` says why)")
+    final = with_fingerprints(suppressed.findings)
+    fixed: tuple[str, ...] = ()
+    if known is not None:
+        final, fixed = baseline.apply(final, known)
     return ScanResult(
-        root=str(root), ruleset=ruleset, rules=rules, findings=tuple(with_fingerprints(suppressed.findings)),
+        root=str(root), ruleset=ruleset, rules=rules, findings=tuple(final), fixed=fixed,
         problems=tuple(sorted(set(problems), key=lambda p: (p.path, p.line, p.message))),
         targets=tuple(discovery.sources), started=started, finished=_now(),
         versions=_versions(), provenance=git_provenance(root), notes=tuple(notes),

@@ -1,7 +1,8 @@
-"""Reporters render a ScanResult to a string: one module per format, registered in FORMATS."""
+"""Reporters render a ScanResult to a string: one module per format, each with `render(result) -> str`."""
 from __future__ import annotations
 
 import enum
+import importlib
 from collections.abc import Callable
 
 from checker.model import ScanResult
@@ -11,19 +12,22 @@ class Format(str, enum.Enum):
     TEXT = "text"
     SARIF = "sarif"
     JSON = "json"
+    JUNIT = "junit"
+    MARKDOWN = "markdown"
 
 
 Renderer = Callable[[ScanResult], str]
 
+MODULES: dict[Format, str] = {
+    Format.TEXT: "checker.reporters.text",
+    Format.SARIF: "checker.reporters.sarif",
+    Format.JSON: "checker.reporters.json",
+    Format.JUNIT: "checker.reporters.junit",
+    Format.MARKDOWN: "checker.reporters.markdown",
+}
+
 
 def renderer(fmt: Format) -> Renderer:
-    """The render function of a format (imported on demand)."""
-    from checker.reporters import json as json_reporter
-    from checker.reporters import sarif, text
-
-    renderers: dict[Format, Renderer] = {
-        Format.TEXT: text.render,
-        Format.SARIF: sarif.render,
-        Format.JSON: json_reporter.render,
-    }
-    return renderers[fmt]
+    """The render function of a format (its module is imported on demand)."""
+    render: Renderer = importlib.import_module(MODULES[fmt]).render
+    return render

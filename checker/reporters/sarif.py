@@ -24,24 +24,39 @@ FINGERPRINT_KEY = "checker/v1"
 
 
 def render(result: ScanResult) -> str:
-    return serialize(build(result))
+    """The complete audit record: every result with its suppression and baseline state."""
+    return serialize(build(result, alerts_only=False))
 
 
-def build(result: ScanResult) -> om.SarifLog:
+def render_alerts(result: ScanResult) -> str:
+    """The code-scanning view of the same run: only results that should be open alerts.
+
+    GitHub code scanning ignores `suppressions` and `baselineState`, so anything suppressed or
+    already in the baseline would show as an open alert; rules and fingerprints stay the same.
+    """
+    return serialize(build(result, alerts_only=True))
+
+
+def build(result: ScanResult, alerts_only: bool = False) -> om.SarifLog:
     rules = sorted(result.rules.values(), key=lambda r: r.id)
     reported = {f.rule_id for f in result.findings}
     rules = [r for r in rules if r.id in reported or r.engine == "python"]
     index = {r.id: i for i, r in enumerate(rules)}
+    taxonomies = _taxonomies(result, rules)
     prefix = _repo_prefix(result)
-    findings = sorted(result.findings, key=lambda f: (-f.severity.rank, f.location, f.rule_id))
+    shown = [f for f in result.findings if f.is_open] if alerts_only else result.findings
+    findings = sorted(shown, key=lambda f: (-f.severity.rank, f.location, f.rule_id))
     decision = result.decision
     run = om.Run(
         tool=om.Tool(driver=om.ToolComponent(
             name="checker", semantic_version=result.versions.get("checker"),
             version=result.versions.get("checker"), information_uri=INFORMATION_URI,
-            rules=[_rule(r) for r in rules],
+            rules=[_rule(r, taxonomies) for r in rules],
+            supported_taxonomies=[om.ToolComponentReference(name=t.name, index=i)
+                                  for i, t in enumerate(taxonomies)] or None,
         )),
-        results=[_result(f, index, prefix) for f in findings],
+        taxonomies=taxonomies or None,
+        results=[_result(f, index, prefix, result.rules.get(f.rule_id), taxonomies) for f in findings],
         invocations=[om.Invocation(
             execution_successful=not result.problems,
             start_time_utc=result.started, end_time_utc=result.finished,
@@ -63,12 +78,50 @@ def build(result: ScanResult) -> om.SarifLog:
         },
         "versions": dict(result.versions),
         "gate": {"failOn": result.fail_on, "verdict": decision.verdict, "reason": decision.reason},
+        "view": "code-scanning alerts" if alerts_only else "complete audit record",
         "notes": list(result.notes),
     }
+    if result.fixed:
+        run.properties["fixedSinceBaseline"] = list(result.fixed)
     return om.SarifLog(version="2.1.0", schema_uri=SCHEMA_URI, runs=[run])
 
 
-def _rule(rule: Rule) -> om.ReportingDescriptor:
+def _taxonomies(result: ScanResult, rules: list[Rule]) -> list[om.ToolComponent]:
+    """One taxonomy per compliance framework; its taxa are the controls the shown rules support."""
+    titles: dict[str, dict[str, str]] = {}
+    for rule in rules:
+        for control in rule.controls:
+            framework, _, control_id = control.partition(":")
+            spec = result.ruleset.controls.get(framework, {}).get(control_id, {})
+            titles.setdefault(framework, {})[control_id] = spec.get("title", "")
+    return [
+        om.ToolComponent(
+            name=framework, organization="checker ruleset " + result.ruleset.name,
+            short_description=om.MultiformatMessageString(text=f"{framework} controls mapped by the ruleset."),
+            taxa=[om.ReportingDescriptor(
+                id=control_id,
+                short_description=om.MultiformatMessageString(text=_sentence(title)) if title else None)
+                for control_id, title in sorted(controls.items())],
+        )
+        for framework, controls in sorted(titles.items())
+    ]
+
+
+def _taxon_refs(rule: Rule | None, taxonomies: list[om.ToolComponent]) -> list[tuple[str, int, int]]:
+    """(control id, taxonomy index, taxon index) of each control a rule supports."""
+    if rule is None:
+        return []
+    out = []
+    for control in rule.controls:
+        framework, _, control_id = control.partition(":")
+        for t_index, taxonomy in enumerate(taxonomies):
+            if taxonomy.name == framework:
+                ids = [taxon.id for taxon in taxonomy.taxa]
+                out.append((control_id, t_index, ids.index(control_id)))
+    return out
+
+
+def _rule(rule: Rule, taxonomies: list[om.ToolComponent]) -> om.ReportingDescriptor:
     markdown = f"**{rule.title}**\n\n{rule.description}\n\n"
     if rule.remediation:
         markdown += f"**How to fix**\n\n{rule.remediation}\n\n"
@@ -89,10 +142,19 @@ def _rule(rule: Rule) -> om.ReportingDescriptor:
             "engine": rule.engine,
             **({"controls": list(rule.controls)} if rule.controls else {}),
         },
+        relationships=[
+            om.ReportingDescriptorRelationship(
+                target=om.ReportingDescriptorReference(
+                    id=control_id, index=taxon, tool_component=om.ToolComponentReference(
+                        name=taxonomies[tax].name, index=tax)),
+                kinds=["relevant"])
+            for control_id, tax, taxon in _taxon_refs(rule, taxonomies)
+        ] or None,
     )
 
 
-def _result(f: Finding, index: dict[str, int], prefix: str) -> om.Result:
+def _result(f: Finding, index: dict[str, int], prefix: str, rule: Rule | None,
+            taxonomies: list[om.ToolComponent]) -> om.Result:
     location = om.Location(
         physical_location=om.PhysicalLocation(
             artifact_location=om.ArtifactLocation(uri=prefix + f.location.path, uri_base_id=SRCROOT),
@@ -105,6 +167,9 @@ def _result(f: Finding, index: dict[str, int], prefix: str) -> om.Result:
         message=om.Message(text=_sentence(f.message)), locations=[location],
         partial_fingerprints={FINGERPRINT_KEY: f.fingerprint},
         properties={"severity": f.severity.value, **({"resource": f.resource} if f.resource else {})},
+        baseline_state=f.baseline_state or None,
+        taxa=[om.ReportingDescriptorReference(id=control_id, index=taxon, tool_component=om.ToolComponentReference(
+            name=taxonomies[tax].name, index=tax)) for control_id, tax, taxon in _taxon_refs(rule, taxonomies)] or None,
     )
     if f.suppression:
         out.suppressions = [om.Suppression(

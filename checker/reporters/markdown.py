@@ -1,0 +1,182 @@
+"""A Markdown summary for `$GITHUB_STEP_SUMMARY` or a merge-request comment.
+
+The verdict first (a plain badge, no emoji), then which ruleset decided it, counts by severity,
+the top open findings (most severe first, at most 50, linked to the line when the scan knows
+the repository and commit), what could not be checked (why the gate failed closed) and the
+waivers that expire soon. The SARIF file stays the complete record; this is the digest.
+"""
+from __future__ import annotations
+
+import datetime
+import urllib.parse
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from checker.model import Finding, ScanResult, Severity
+
+TOP = 50
+EXPIRING_DAYS = 14
+MESSAGE_WIDTH = 240
+
+
+def render(result: ScanResult) -> str:
+    return render_summary(result)
+
+
+def render_summary(result: ScanResult, today: datetime.date | None = None) -> str:
+    today = today or datetime.datetime.now(datetime.timezone.utc).date()
+    decision = result.decision
+    open_findings = [f for f in result.findings if f.suppression is None]
+    out = [f"## Compliance gate: {decision.verdict}", "",
+           f"**Gate: {decision.verdict}** - {decision.reason} (fail_on: `{result.fail_on}`)", ""]
+    out += _ruleset(result)
+    out += ["### Findings by severity", ""]
+    out += _table(["Severity", "Open", "Suppressed", "Blocks the gate"], _counts(result))
+    out.append("")
+    if open_findings:
+        top = sorted(open_findings, key=lambda f: (-f.severity.rank, f.location, f.rule_id, f.resource))[:TOP]
+        out += [f"### Top findings ({len(top)} of {len(open_findings)} open)", ""]
+        out += _table(["Severity", "Rule", "Location", "Resource", "Message", "How to fix"],
+                      [_finding_row(result, f) for f in top])
+        if len(open_findings) > TOP:
+            out += ["", f"{len(open_findings) - TOP} more open finding(s) are in the SARIF report."]
+        out.append("")
+    else:
+        out += ["No open findings.", ""]
+    if result.problems:
+        out += ["### Could not check (the gate fails closed)", ""]
+        out += _table(["Location", "Problem", "Source"],
+                      [[_code(f"{p.path}:{p.line}" if p.line else (p.path or "(scan)")), _text(p.message), _text(p.source)]
+                       for p in result.problems])
+        out.append("")
+    expiring = expiring_waivers(result.findings, today)
+    if expiring:
+        out += [f"### Waivers expiring within {EXPIRING_DAYS} days", ""]
+        out += _table(["Expires", "Rule", "Location", "Approved by", "Reason"],
+                      [[str(f.suppression.properties.get("expires")), _code(f.rule_id),  # type: ignore[union-attr]
+                        _location(result, f), _text(f.suppression.properties.get("approvedBy", "")),  # type: ignore[union-attr]
+                        _text(f.suppression.justification)]  # type: ignore[union-attr]
+                       for f in expiring])
+        out.append("")
+    for note in result.notes:
+        out.append(f"> note: {_text(note)}")
+    if result.notes:
+        out.append("")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _ruleset(result: ScanResult) -> list[str]:
+    rs = result.ruleset
+    lines = [f"- Ruleset: `{rs.name}` version `{rs.version}`, digest `sha256:{rs.digest}`",
+             f"- Scanned: {len(result.targets)} file(s) with {len(result.rules)} rule(s)"]
+    commit = result.provenance.get("revisionId")
+    if commit:
+        repo = result.provenance.get("repositoryUri", "")
+        branch = result.provenance.get("branch")
+        where = f" of {repo}" if repo else ""
+        lines.append(f"- Commit: `{commit}`{where}" + (f" (branch `{branch}`)" if branch else ""))
+    lines.append("")
+    return lines
+
+
+def _counts(result: ScanResult) -> list[list[str]]:
+    blocking = {id(f) for f in result.decision.blocking}
+    rows = []
+    for sev in Severity:
+        of_sev = [f for f in result.findings if f.severity is sev]
+        rows.append([sev.value, str(sum(f.suppression is None for f in of_sev)),
+                     str(sum(f.suppression is not None for f in of_sev)),
+                     str(sum(id(f) in blocking for f in of_sev))])
+    total = result.findings
+    rows.append(["**total**", f"**{sum(f.suppression is None for f in total)}**",
+                 f"**{sum(f.suppression is not None for f in total)}**", f"**{len(blocking)}**"])
+    return rows
+
+
+def _finding_row(result: ScanResult, f: Finding) -> list[str]:
+    from checker.reporters.junit import fix_hint
+
+    rule = result.rules.get(f.rule_id)
+    rule_cell = f"[`{f.rule_id}`]({rule.help_uri})" if rule and rule.help_uri else _code(f.rule_id)
+    return [f.severity.value, rule_cell, _location(result, f), _code(f.resource) if f.resource else "",
+            _text(_shorten(f.message)), _text(_shorten(fix_hint(rule)))]
+
+
+def _location(result: ScanResult, f: Finding) -> str:
+    text = f"{f.location.path}:{f.location.start_line}"
+    url = blob_url(result, f.location.path, f.location.start_line)
+    return f"[`{text}`]({url})" if url else _code(text)
+
+
+def blob_url(result: ScanResult, path: str, line: int) -> str:
+    """`{repo}/blob/{commit}/{path}#L{line}` (GitLab: `/-/blob/`), or '' without repository and commit.
+
+    Finding paths are relative to the scan root; the URL needs them relative to the repository.
+    """
+    repo = result.provenance.get("repositoryUri", "").rstrip("/")
+    commit = result.provenance.get("revisionId", "")
+    if not repo or not commit:
+        return ""
+    prefix = ""
+    top = result.provenance.get("toplevel")
+    if top:
+        try:
+            rel = Path(result.root).resolve().relative_to(Path(top).resolve()).as_posix()
+        except ValueError:
+            rel = "."
+        prefix = "" if rel == "." else rel + "/"
+    blob = "/-/blob/" if "gitlab" in urllib.parse.urlsplit(repo).netloc else "/blob/"
+    anchor = f"#L{line}" if line > 0 else ""
+    return f"{repo}{blob}{commit}/{urllib.parse.quote(prefix + path)}{anchor}"
+
+
+def expiring_waivers(findings: Iterable[Finding], today: datetime.date,
+                     days: int = EXPIRING_DAYS) -> list[Finding]:
+    """Findings suppressed by a ruleset waiver ('external') that expires within `days` of today."""
+    soon = []
+    for f in findings:
+        if f.suppression is None or f.suppression.kind != "external":
+            continue
+        try:
+            expires = datetime.date.fromisoformat(str(f.suppression.properties.get("expires")))
+        except ValueError:
+            continue
+        if 0 <= (expires - today).days <= days:
+            soon.append((expires, f))
+    return [f for _, f in sorted(soon, key=lambda pair: (pair[0], pair[1].rule_id, pair[1].location))]
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    lines = [_row(header), "|" + "|".join(" --- " for _ in header) + "|"]
+    for row in rows:
+        assert len(row) == len(header)
+        lines.append(_row(row))
+    return lines
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+def _cell(text: str) -> str:
+    """One table cell: on one line, with `|` escaped (GitHub and GitLab honour `\\|`, even in code)."""
+    return _inline(text).replace("|", "\\|")
+
+
+def _inline(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _text(text: object) -> str:
+    """Prose from findings and rulesets: no raw HTML."""
+    return _inline(str(text)).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _code(text: str) -> str:
+    text = str(text).replace("`", "'")
+    return f"`{text}`" if text else ""
+
+
+def _shorten(text: str, width: int = MESSAGE_WIDTH) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3].rstrip() + "..."
