@@ -202,8 +202,7 @@ def _run_job(job: _Job) -> _Result:
     module_name, class_name = RUNNERS[job.framework].split(":")
     runner_class = getattr(importlib.import_module(module_name), class_name)
     result = _Result(job.framework)
-    missing = getattr(runner_class(), "check_system_deps", lambda: None)()
-    if missing:
+    if _new_runner(runner_class) is None:
         result.notes.append(f"Checkov's {job.framework} framework was skipped: the tool it needs is not installed")
         return result
     files = [os.path.join(job.root, f) for f in job.files] if job.files is not None else None
@@ -225,12 +224,18 @@ def _run_job(job: _Job) -> _Result:
     return result
 
 
+def _new_runner(runner_class: Any) -> Any:
+    """A runner whose external tools (kubectl/kustomize, helm) were found; None when they are missing."""
+    runner = runner_class()
+    return None if getattr(runner, "check_system_deps", lambda: None)() else runner
+
+
 def _scan(runner_class: Any, job: _Job, root: str | None, files: list[str] | None) -> list[Any]:
     from checkov.runner_filter import RunnerFilter
 
     runner_filter = RunnerFilter(framework=[job.framework], checks=list(job.checks), show_progress_bar=False,
                                  excluded_paths=list(job.excluded))
-    reports = runner_class().run(root_folder=root, files=files, runner_filter=runner_filter)
+    reports = _new_runner(runner_class).run(root_folder=root, files=files, runner_filter=runner_filter)
     return reports if isinstance(reports, list) else [reports]
 
 
@@ -246,10 +251,12 @@ def _collect(result: _Result, job: _Job, reports: list[Any]) -> None:
 
 def _plain(record: Any, root: str, skip_comment: str | None) -> dict[str, Any]:
     """A Checkov Record as plain data (it crosses a process boundary)."""
-    path = record.file_abs_path or os.path.join(root, record.file_path.lstrip("/"))
+    path = _relative(root, record.file_abs_path or record.file_path)
+    if path.startswith("../"):  # rendered into a temporary folder (kustomize, helm): Checkov's own path
+        path = record.file_path.lstrip("/")
     start, end = (list(record.file_line_range or [0, 0]) + [0, 0])[:2]
     return {
-        "check_id": record.check_id, "check_name": record.check_name, "path": _relative(root, path),
+        "check_id": record.check_id, "check_name": record.check_name, "path": path,
         "start": int(start or 0), "end": int(end or 0), "resource": record.resource or "",
         "guideline": record.guideline or "", "skip": skip_comment,
     }

@@ -124,11 +124,17 @@ def _skipped_text(finding: Finding) -> str:
 
 
 def fix_hint(rule: Rule | None) -> str:
-    """The first paragraph of the rule's remediation, on one line."""
+    """The first paragraph of the rule's remediation, on one line.
+
+    A paragraph that ends in a colon introduces an example: a one-line example is kept with it.
+    """
     if rule is None or not rule.remediation.strip():
         return ""
-    first = re.split(r"\n\s*\n", rule.remediation.strip(), maxsplit=1)[0]
-    return " ".join(first.split())
+    paragraphs = re.split(r"\n\s*\n", rule.remediation.strip())
+    hint = " ".join(paragraphs[0].split())
+    if hint.endswith(":") and len(paragraphs) > 1 and len(paragraphs[1].strip().splitlines()) == 1:
+        hint += " " + paragraphs[1].strip()
+    return hint
 
 
 def _problem_suite(result: ScanResult, problems: Sequence[Problem]) -> ET.Element:
