@@ -68,7 +68,7 @@ def run(options: Options, today: datetime.date | None = None) -> ScanResult:
             findings.extend(outcome.findings)
             problems.extend(outcome.problems)
             notes.extend(outcome.notes)
-    suppressed = suppress.apply(findings, root, ruleset.waivers, ruleset.allow_inline,
+    suppressed = suppress.apply(findings, root, ruleset.waivers, ruleset.allow_inline, ruleset.forbid_inline,
                                 today or datetime.date.today())
     notes.extend(suppressed.notes)
     inactive = [r.id for r in rules.values() if r.inactive_reason]

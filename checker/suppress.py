@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import fnmatch
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +27,40 @@ class Outcome:
     notes: list[str]
 
 
+EXPIRY_WARNING = datetime.timedelta(days=14)
+
+
 def apply(findings: Sequence[Finding], root: Path, waivers: Sequence[Mapping[str, Any]], allow_inline: bool,
-          today: datetime.date) -> Outcome:
-    """Mark findings suppressed by an inline comment or an unexpired waiver."""
+          forbid_inline: Sequence[str], today: datetime.date) -> Outcome:
+    """Mark findings suppressed by an inline comment or an unexpired waiver.
+
+    Inline suppressions do not count when the ruleset forbids them (altogether or for the rule):
+    then only approved waivers do. Notes report waivers expired, expiring soon, or matching nothing.
+    """
     notes: list[str] = []
     lines = _LineCache(root)
+    used: set[int] = set()
     out = []
     for finding in findings:
+        inline_ok = allow_inline and not any(fnmatch.fnmatchcase(finding.rule_id, p) for p in forbid_inline)
+        if finding.suppression is not None and not inline_ok:
+            notes.append(f"{finding.location.path}:{finding.location.start_line}: inline suppression of "
+                         f"{finding.rule_id} is not allowed by the ruleset; only an approved waiver counts")
+            finding = dataclasses.replace(finding, suppression=None)
         if finding.suppression is None:
-            suppression = _inline(finding, lines, notes) if allow_inline else None
-            suppression = suppression or _waiver(finding, waivers, today, notes)
+            suppression = _inline(finding, lines, notes, inline_ok)
+            suppression = suppression or _waiver(finding, waivers, today, notes, used)
             if suppression:
                 finding = dataclasses.replace(finding, suppression=suppression)
-        elif not allow_inline and finding.suppression.kind == "inSource":
-            finding = dataclasses.replace(finding, suppression=None)
         out.append(finding)
+    for i, waiver in enumerate(waivers):
+        expires = datetime.date.fromisoformat(str(waiver["expires"]))
+        where = f"{waiver['source']}:{waiver['line']}"
+        if i not in used and expires >= today:
+            notes.append(f"waiver for {waiver['rule']} ({where}) matches no finding: a stale exception; remove it")
+        elif today <= expires <= today + EXPIRY_WARNING:
+            notes.append(f"waiver for {waiver['rule']} ({where}) expires on {expires}, in {(expires - today).days} "
+                         "day(s)")
     return Outcome(out, list(dict.fromkeys(notes)))
 
 
@@ -58,7 +78,7 @@ class _LineCache:
         return self.cache[path]
 
 
-def _inline(finding: Finding, lines: _LineCache, notes: list[str]) -> Suppression | None:
+def _inline(finding: Finding, lines: _LineCache, notes: list[str], allowed: bool) -> Suppression | None:
     text = lines(finding.location.path)
     line = finding.location.start_line
     for number in (line, line - 1):
@@ -70,6 +90,10 @@ def _inline(finding: Finding, lines: _LineCache, notes: list[str]) -> Suppressio
         ids = [i for i in re.split(r"[,\s]+", match["ids"]) if i]
         if finding.rule_id not in ids:
             continue
+        if not allowed:
+            notes.append(f"{finding.location.path}:{number}: inline suppression of {finding.rule_id} is not allowed "
+                         "by the ruleset; only an approved waiver counts")
+            return None
         if not match["reason"]:
             notes.append(f"{finding.location.path}:{number}: `checker:ignore {finding.rule_id}` has no reason "
                          "(write `-- why`), so it does not suppress")
@@ -78,9 +102,9 @@ def _inline(finding: Finding, lines: _LineCache, notes: list[str]) -> Suppressio
     return None
 
 
-def _waiver(finding: Finding, waivers: Iterable[Mapping[str, Any]], today: datetime.date,
-            notes: list[str]) -> Suppression | None:
-    for waiver in waivers:
+def _waiver(finding: Finding, waivers: Sequence[Mapping[str, Any]], today: datetime.date,
+            notes: list[str], used: set[int]) -> Suppression | None:
+    for i, waiver in enumerate(waivers):
         if waiver["rule"] != finding.rule_id:
             continue
         paths = waiver.get("paths")
@@ -91,6 +115,7 @@ def _waiver(finding: Finding, waivers: Iterable[Mapping[str, Any]], today: datet
             notes.append(f"waiver for {waiver['rule']} ({waiver['source']}:{waiver['line']}) expired on "
                          f"{expires}: its findings count again")
             continue
+        used.add(i)
         properties = {"approvedBy": waiver["approved_by"], "expires": str(expires)}
         if waiver.get("ticket"):
             properties["ticket"] = waiver["ticket"]

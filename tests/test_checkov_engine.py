@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from checker.scan import Options, run
-from conftest import corpus_folder, ruleset_text
+from testkit import corpus_folder, ruleset_text
 
 TF = """
 resource "aws_security_group" "admin" {

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import PROJECT, ruleset_text, run_checker
+from testkit import PROJECT, ruleset_text, run_checker
 
 DEPLOYMENT = """
 apiVersion: apps/v1

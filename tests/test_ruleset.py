@@ -6,7 +6,7 @@ import pytest
 from checker.errors import ConfigError
 from checker.ruleset import load_ruleset, select_rules
 from checker.scan import catalogue
-from conftest import ruleset_text
+from testkit import ruleset_text
 
 
 def error_of(path) -> str:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import PROJECT, corpus_folder, run_checker, ruleset_text, sarif_problems
+from testkit import PROJECT, corpus_folder, run_checker, ruleset_text, sarif_problems
 
 
 @pytest.fixture(scope="module")

@@ -59,6 +59,7 @@ class Ruleset:
     ignore: tuple[str, ...]
     fail_on: str
     allow_inline: bool
+    forbid_inline: tuple[str, ...]
     mentions: tuple[Mention, ...]
     origins: Mapping[str, str]
 
@@ -80,7 +81,8 @@ class Ruleset:
             "controls": self.controls,
             "waivers": [dict(w) for w in self.waivers],
             "ignore": list(self.ignore),
-            "gate": {"fail_on": self.fail_on, "allow_inline": self.allow_inline},
+            "gate": {"fail_on": self.fail_on, "allow_inline": self.allow_inline,
+                     "forbid_inline": list(self.forbid_inline)},
         }
 
     @property
@@ -224,7 +226,7 @@ def _merge(chain: list[tuple[Path, YamlMap]]) -> Ruleset:
     policy_paths: list[str] = []
     waivers: list[Mapping[str, Any]] = []
     ignore: list[str] = []
-    gate: dict[str, Any] = {"fail_on": "high", "allow_inline": True}
+    gate: dict[str, Any] = {"fail_on": "high", "allow_inline": True, "forbid_inline": []}
     mentions: list[Mention] = []
     layers = []
     for path, doc in chain:
@@ -265,6 +267,8 @@ def _merge(chain: list[tuple[Path, YamlMap]]) -> Ruleset:
         ignore.extend(doc.get("ignore", []))
         for key, value in doc.get("gate", {}).items():
             gate[key] = value
+            if key == "forbid_inline":
+                mentions.extend(Mention(p, shown, value.lines[i], "gate.forbid_inline") for i, p in enumerate(value))
             origins[f"gate.{key}"] = shown
     meta = chain[-1][1]["metadata"]
     return Ruleset(
@@ -272,7 +276,7 @@ def _merge(chain: list[tuple[Path, YamlMap]]) -> Ruleset:
         layers=tuple(layers), organisation=_plain(organisation), include=include, exclude=exclude,
         severity=severity, params=_plain(params), policy_paths=tuple(policy_paths), controls=_plain(controls),
         waivers=tuple(_plain(w) for w in waivers), ignore=tuple(ignore), fail_on=gate["fail_on"],
-        allow_inline=gate["allow_inline"], mentions=tuple(mentions), origins=origins,
+        allow_inline=gate["allow_inline"], forbid_inline=tuple(gate["forbid_inline"]), mentions=tuple(mentions), origins=origins,
     )
 
 

@@ -1,0 +1,29 @@
+"""A non-editable install carries the bundled rulesets, the ruleset schema and the policies."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+
+from testkit import PROJECT
+
+
+def test_wheel_installs_and_runs_outside_the_source_tree(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                    str(tmp_path / "dist"), str(PROJECT)], check=True, capture_output=True, timeout=300)
+    (wheel,) = (tmp_path / "dist").glob("checker-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"checker/rulesets/org-baseline.yaml", "checker/ruleset/schema.json",
+            "checker/policies/kubernetes.py", "checker/cli.py"} <= names
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    done = subprocess.run([sys.executable, "-c", "import checker, sys; print(checker.__file__)"], env=env,
+                          cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert done.stdout.startswith(str(target))
+    listed = subprocess.run([sys.executable, "-m", "checker", "rules", "list", "-r", "org-baseline"], env=env,
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert listed.returncode == 0, listed.stderr
+    assert "ORG-K8S-001" in listed.stdout
