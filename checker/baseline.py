@@ -1,4 +1,4 @@
-"""Baselines: a previous SARIF whose findings do not fail the gate again.
+"""Reading our SARIF back: baselines (findings that do not fail the gate again) and re-gating.
 
 Findings are matched by their `checker/v1` partial fingerprint (rule, file, resource and rank
 among equals), so they survive lines moving and never merge across files or resources.
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from checker.errors import ConfigError
-from checker.model import Finding
+from checker.model import Finding, Location, Problem, Severity, Suppression
 
 FINGERPRINT_KEY = "checker/v1"
 
@@ -50,3 +50,35 @@ def apply(findings: Sequence[Finding], baseline: dict[str, str]) -> tuple[list[F
     present = {f.fingerprint for f in findings}
     fixed = tuple(sorted(what for fp, what in baseline.items() if fp not in present))
     return marked, fixed
+
+
+def results_of(path: str) -> tuple[list[Finding], list[Problem], str]:
+    """Findings, problems and the gate threshold recorded in one of our SARIF logs (`checker gate`)."""
+    doc = read_sarif(path)
+    findings: list[Finding] = []
+    problems: list[Problem] = []
+    fail_on = "high"
+    for run in doc["runs"]:
+        fail_on = ((run.get("properties") or {}).get("gate") or {}).get("failOn", fail_on)
+        for invocation in run.get("invocations", []):
+            for note in invocation.get("toolExecutionNotifications", []):
+                if note.get("level", "warning") == "error":
+                    problems.append(Problem(note["message"]["text"], source="sarif"))
+            if invocation.get("executionSuccessful") is False and not problems:
+                problems.append(Problem("the scan recorded in this SARIF did not complete", source="sarif"))
+        for result in run.get("results", []):
+            severity = (result.get("properties") or {}).get("severity")
+            if severity not in {s.value for s in Severity}:
+                raise ConfigError(f"{path}: result {result.get('ruleId')} has no checker severity; "
+                                  "`checker gate` reads SARIF written by `checker scan`")
+            location = result["locations"][0]["physicalLocation"]
+            suppressions = [s for s in result.get("suppressions", []) if s.get("status", "accepted") == "accepted"]
+            findings.append(Finding(
+                rule_id=result["ruleId"], severity=Severity(severity), message=result["message"]["text"],
+                location=Location(location["artifactLocation"]["uri"], location.get("region", {}).get("startLine", 1)),
+                suppression=Suppression(suppressions[0]["kind"], suppressions[0].get("justification", ""))
+                if suppressions else None,
+                fingerprint=(result.get("partialFingerprints") or {}).get(FINGERPRINT_KEY, ""),
+                baseline_state=result.get("baselineState", ""),
+            ))
+    return findings, problems, fail_on

@@ -7,6 +7,7 @@ the bundled `checker.policies` package, plugins registered under the entry-point
 from __future__ import annotations
 
 import functools
+import io
 import importlib
 import importlib.metadata
 import importlib.util
@@ -118,25 +119,12 @@ def parse_dockerfile(text: str) -> list[Instruction]:
     """Dockerfile instructions with their lines (continuations joined, comments skipped)."""
     from dockerfile_parse import DockerfileParser
 
-    parser = DockerfileParser(fileobj=_TextFile(text))
+    parser = DockerfileParser(fileobj=io.BytesIO(text.encode()))
     return [
         Instruction(i["instruction"], i["value"], i["startline"] + 1, i["endline"] + 1)
         for i in parser.structure
         if i["instruction"] != "COMMENT"
     ]
-
-
-class _TextFile:
-    """The minimal file object DockerfileParser reads from, without touching the disk."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text.encode()
-
-    def read(self) -> bytes:
-        return self.text
-
-    def seek(self, *_: Any) -> None:
-        return None
 
 
 def _rule(p: Policy, organisation: Mapping[str, Any]) -> Rule:

@@ -37,23 +37,28 @@ def _finding(f: Finding, result: ScanResult) -> str:
     if f.suppression:
         text += click.style(f"  [suppressed ({f.suppression.kind}): {f.suppression.justification}]", dim=True)
         return text
+    if f.baseline_state == "unchanged":
+        return text + click.style("  [in baseline]", dim=True)
     rule = result.rules.get(f.rule_id)
-    hint = rule.remediation.strip().splitlines()[0] if rule and rule.remediation.strip() else ""
+    hint = " ".join(rule.remediation.split("\n\n", 1)[0].split()) if rule else ""
     if hint:
         text += "\n" + click.style(f"{'':16}fix: {hint}", dim=True)
     return text
 
 
 def _summary(result: ScanResult) -> str:
-    open_findings = [f for f in result.findings if f.suppression is None]
+    open_findings = [f for f in result.findings if f.is_open]
     counts = ", ".join(f"{sum(f.severity is s for f in open_findings)} {s.value}" for s in Severity)
-    suppressed = len(result.findings) - len(open_findings)
+    suppressed = sum(f.suppression is not None for f in result.findings)
+    unchanged = sum(f.suppression is None and f.baseline_state == "unchanged" for f in result.findings)
+    baseline = f"; {unchanged} unchanged and {len(result.fixed)} fixed since the baseline" if (
+        unchanged or result.fixed) else ""
     decision = result.decision
     colour = "green" if decision.passed else "red"
     return (
         f"{len(result.targets)} file(s) checked with {len(result.rules)} rule(s) of ruleset "
         f"{result.ruleset.name} {result.ruleset.version}\n"
-        f"{len(open_findings)} open finding(s): {counts}; {suppressed} suppressed; "
+        f"{len(open_findings)} open finding(s): {counts}; {suppressed} suppressed{baseline}; "
         f"{len(result.problems)} could not be checked\n"
         + click.style(f"gate {decision.verdict}", fg=colour, bold=True) + f": {decision.reason} "
         f"(fail_on: {result.fail_on})"
