@@ -25,6 +25,15 @@ class _Group(click.Group):
         except CheckerError as error:
             click.echo(f"checker: error: {error}", err=True)
             ctx.exit(error.exit_code)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as error:  # noqa: BLE001 - a bug must fail closed (3), never look like a gate verdict
+            import traceback
+
+            traceback.print_exc()
+            click.echo(f"checker: internal error, the scan did not complete: {type(error).__name__}: {error}",
+                       err=True)
+            ctx.exit(3)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -190,6 +199,59 @@ def ruleset_show(ref: str) -> None:
     click.echo(yaml.safe_dump(data, sort_keys=False, default_flow_style=False), nl=False)
 
 
+@main.command("gate")
+@click.argument("sarif_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--fail-on", type=FAIL_ON, help="Override the threshold recorded in the SARIF.")
+@click.option("--baseline", type=click.Path(exists=True, dir_okay=False),
+              help="A previous SARIF: findings already in it do not fail the gate.")
+def gate_command(sarif_file: str, fail_on: str | None, baseline: str | None) -> None:
+    """Re-decide pass/fail from a SARIF file written by `checker scan` (scan in one CI stage, gate in another).
+
+    \b
+    Example:
+      checker scan . --sarif-output results.sarif --fail-on never   # stage 1: evidence
+      checker gate results.sarif --fail-on high                     # stage 2: decision
+    """
+    from checker import baseline as baselines
+
+    findings, problems, recorded = baselines.results_of(sarif_file)
+    if baseline:
+        findings, _ = baselines.apply(findings, baselines.fingerprints(baseline))
+    decision = gate.decide(findings, problems, fail_on or recorded)
+    click.echo(f"gate {decision.verdict}: {decision.reason} (fail_on: {fail_on or recorded})")
+    sys.exit(decision.exit_code)
+
+
+@main.group("baseline")
+def baseline_group() -> None:
+    """Manage baselines: findings accepted as they are, which do not fail the gate again."""
+
+
+@baseline_group.command("update")
+@click.argument("baseline_file", type=click.Path(dir_okay=False))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+@click.option("-r", "--ruleset", "ruleset_ref", metavar="NAME|FILE", help="Ruleset (default as for scan).")
+def baseline_update(baseline_file: str, paths: tuple[str, ...], ruleset_ref: str | None) -> None:
+    """Scan PATHS and roll BASELINE_FILE forward to what is found now (new findings are accepted).
+
+    \b
+    Example:
+      checker baseline update .checker-baseline.sarif .
+    """
+    from checker.reporters import sarif
+
+    previous = baseline_file if Path(baseline_file).is_file() else None
+    result = scan.run(scan.Options(paths=paths or (".",), ruleset=ruleset_ref, baseline=previous))
+    if result.problems:
+        for problem in result.problems:
+            click.echo(f"checker: could not check: {problem}", err=True)
+        raise CheckerError("the scan did not complete, so the baseline was not updated") from None
+    Path(baseline_file).write_text(sarif.render(result), encoding="utf-8")
+    new = sum(f.baseline_state in ("new", "") for f in result.findings)
+    click.echo(f"{baseline_file}: {len(result.findings)} finding(s) baselined: {new} new, "
+               f"{len(result.findings) - new} unchanged, {len(result.fixed)} fixed since the last baseline")
+
+
 def _rule_json(rule: Any) -> dict[str, Any]:
     return {
         "id": rule.id, "title": rule.title, "severity": rule.severity.value, "engine": rule.engine,
@@ -197,3 +259,32 @@ def _rule_json(rule: Any) -> dict[str, Any]:
         "tags": list(rule.tags), "controls": list(rule.controls), "kinds": list(rule.kinds),
         "active": not rule.inactive_reason, "inactive_reason": rule.inactive_reason or None,
     }
+
+
+@main.command("init")
+@click.option("--path", "path", type=click.Path(file_okay=False, path_type=Path),
+              help="The repository to set up. Default: the git repository of the current folder.")
+@click.option("--force", is_flag=True, help="Replace an existing .checker.yaml.")
+def init_command(path: Path | None, force: bool) -> None:
+    """Set up a repository: a starter .checker.yaml, the pre-commit hooks, and the CI snippet.
+
+    Never overwrites an existing .checker.yaml without --force (exit 2); adds the checker and
+    checker-repo hooks to .pre-commit-config.yaml, keeping what is already there.
+
+    \b
+    Examples:
+      checker init
+      checker init --path services/payments --force
+    """
+    import importlib.metadata
+
+    from checker import init
+
+    target = path if path is not None else init.repository_root(Path.cwd())
+    outcome = init.init(target, importlib.metadata.version("checker"), force=force)
+    for action in outcome.actions:
+        click.echo(action)
+    click.echo("\nNext:")
+    for hint in outcome.hints:
+        click.echo(f"  {hint}")
+    click.echo("\n" + init.ci_snippet(), nl=False)

@@ -107,7 +107,7 @@ def _failure_text(finding: Finding, rule: Rule | None) -> str:
     hint = fix_hint(rule)
     if hint:
         lines.append(f"fix: {hint}")
-    if rule and rule.help_uri:
+    if rule and rule.help_uri and rule.help_uri not in hint:
         lines.append(f"more: {rule.help_uri}")
     return "\n".join(lines)
 
@@ -128,13 +128,19 @@ def fix_hint(rule: Rule | None) -> str:
 
     A paragraph that ends in a colon introduces an example: a one-line example is kept with it.
     """
+    text, example = fix_hint_parts(rule)
+    return f"{text} {example}" if example else text
+
+
+def fix_hint_parts(rule: Rule | None) -> tuple[str, str]:
+    """(first paragraph of the remediation on one line, the one-line example it introduces or '')."""
     if rule is None or not rule.remediation.strip():
-        return ""
+        return "", ""
     paragraphs = re.split(r"\n\s*\n", rule.remediation.strip())
     hint = " ".join(paragraphs[0].split())
     if hint.endswith(":") and len(paragraphs) > 1 and len(paragraphs[1].strip().splitlines()) == 1:
-        hint += " " + paragraphs[1].strip()
-    return hint
+        return hint, paragraphs[1].strip()
+    return hint, ""
 
 
 def _problem_suite(result: ScanResult, problems: Sequence[Problem]) -> ET.Element:

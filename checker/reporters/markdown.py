@@ -12,11 +12,13 @@ import urllib.parse
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from checker.model import Finding, ScanResult, Severity
+from checker.model import Finding, Rule, ScanResult, Severity
+from checker.reporters.junit import fix_hint_parts
 
 TOP = 50
 EXPIRING_DAYS = 14
 MESSAGE_WIDTH = 240
+MAX_NOTES = 20  # GitHub truncates a step summary over 1 MiB: every section is bounded
 
 
 def render(result: ScanResult) -> str:
@@ -46,8 +48,11 @@ def render_summary(result: ScanResult, today: datetime.date | None = None) -> st
     if result.problems:
         out += ["### Could not check (the gate fails closed)", ""]
         out += _table(["Location", "Problem", "Source"],
-                      [[_code(f"{p.path}:{p.line}" if p.line else (p.path or "(scan)")), _text(p.message), _text(p.source)]
-                       for p in result.problems])
+                      [[_code(f"{p.path}:{p.line}" if p.line else (p.path or "(scan)")),
+                        _text(_shorten(p.message)), _text(p.source)]
+                       for p in result.problems[:TOP]])
+        if len(result.problems) > TOP:
+            out += ["", f"{len(result.problems) - TOP} more in the SARIF report's invocation notifications."]
         out.append("")
     expiring = expiring_waivers(result.findings, today)
     if expiring:
@@ -56,11 +61,15 @@ def render_summary(result: ScanResult, today: datetime.date | None = None) -> st
                       [[str(f.suppression.properties.get("expires")), _code(f.rule_id),  # type: ignore[union-attr]
                         _location(result, f), _text(f.suppression.properties.get("approvedBy", "")),  # type: ignore[union-attr]
                         _text(f.suppression.justification)]  # type: ignore[union-attr]
-                       for f in expiring])
+                       for f in expiring[:TOP]])
+        if len(expiring) > TOP:
+            out += ["", f"{len(expiring) - TOP} more waiver(s) expire within {EXPIRING_DAYS} days."]
         out.append("")
-    for note in result.notes:
-        out.append(f"> note: {_text(note)}")
     if result.notes:
+        out += ["### Notes", ""]
+        out += [f"- {_text(_shorten(note, 500))}" for note in result.notes[:MAX_NOTES]]
+        if len(result.notes) > MAX_NOTES:
+            out.append(f"- and {len(result.notes) - MAX_NOTES} more in the SARIF report")
         out.append("")
     return "\n".join(out).rstrip("\n") + "\n"
 
@@ -94,12 +103,18 @@ def _counts(result: ScanResult) -> list[list[str]]:
 
 
 def _finding_row(result: ScanResult, f: Finding) -> list[str]:
-    from checker.reporters.junit import fix_hint
-
     rule = result.rules.get(f.rule_id)
     rule_cell = f"[`{f.rule_id}`]({rule.help_uri})" if rule and rule.help_uri else _code(f.rule_id)
     return [f.severity.value, rule_cell, _location(result, f), _code(f.resource) if f.resource else "",
-            _text(_shorten(f.message)), _text(_shorten(fix_hint(rule)))]
+            _text(_shorten(f.message)), _fix(rule)]
+
+
+def _fix(rule: Rule | None) -> str:
+    """The fix hint; empty when it only points at the rule's help page (the rule id links there)."""
+    text, example = fix_hint_parts(rule)
+    if rule is not None and rule.help_uri and rule.help_uri in text:
+        return ""
+    return _text(_shorten(text)) + (f" {_code(_shorten(example))}" if example else "")
 
 
 def _location(result: ScanResult, f: Finding) -> str:
@@ -112,11 +127,12 @@ def blob_url(result: ScanResult, path: str, line: int) -> str:
     """`{repo}/blob/{commit}/{path}#L{line}` (GitLab: `/-/blob/`), or '' without repository and commit.
 
     Finding paths are relative to the scan root; the URL needs them relative to the repository.
+    A finding about a missing file (a CODEOWNERS the repository lacks) gets no link.
     """
     repo = result.provenance.get("repositoryUri", "").rstrip("/")
     commit = result.provenance.get("revisionId", "")
-    if not repo or not commit:
-        return ""
+    if not repo or not commit or not (Path(result.root) / path).is_file():
+        return ""  # no repository to link to, or a finding about a file that is missing
     prefix = ""
     top = result.provenance.get("toplevel")
     if top:
