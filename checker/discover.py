@@ -169,7 +169,8 @@ def path_kind(rel: str) -> Kind | None:
     lower = name.lower()
     if lower.endswith(".tf") or lower.endswith(".tf.json"):
         return Kind.TERRAFORM
-    if lower in ("dockerfile", "containerfile") or lower.startswith("dockerfile.") or lower.endswith(".dockerfile"):
+    if (lower in ("dockerfile", "containerfile") or lower.startswith("dockerfile.")
+            or lower.endswith(".dockerfile")) and not lower.endswith(".dockerignore"):
         return Kind.DOCKERFILE
     if not lower.endswith(YAML_SUFFIXES):
         return None
@@ -237,12 +238,8 @@ def content_kind(docs: Sequence[Any]) -> Kind | None:
     if any("apiVersion" in d and "kind" in d for d in maps):
         return Kind.KUBERNETES
     for d in maps:
-        resources = d.get("Resources")
-        if "AWSTemplateFormatVersion" in d or (
-            isinstance(resources, dict) and resources
-            and all(isinstance(r, dict) and "Type" in r for r in resources.values())
-        ):
-            return Kind.CLOUDFORMATION
+        if "AWSTemplateFormatVersion" in d or isinstance(d.get("Resources"), dict):
+            return Kind.CLOUDFORMATION  # as Checkov decides: a mapping of Resources
         keys = set(d)
         if keys & _AZURE_MARKERS and keys & _PIPELINE_BODY and "on" not in keys and True not in keys:
             return Kind.AZURE_PIPELINES

@@ -85,3 +85,32 @@ def test_a_check_needing_a_missing_organisation_fact_is_inactive_and_says_why(wr
     result = run(Options(paths=(str(tmp_path / "repo"),), ruleset=str(path)))
     assert result.findings == ()
     assert any("inactive for want of organisation facts: ORG-K8S-001" in n for n in result.notes)
+
+
+CROSS_FILE = '''
+from checker.policy import Violation, policy
+
+@policy(id="ORG-LOCAL-003", title="Pods have a NetworkPolicy", kinds=["kubernetes"], severity="high", remediation="-")
+def has_netpol(doc, ctx):
+    """A Pod is selected by some NetworkPolicy in the repository."""
+    if doc.data.get("kind") != "Pod":
+        return
+    names = {d.data["metadata"]["name"] for d in ctx.documents("kubernetes") if d.data.get("kind") == "NetworkPolicy"}
+    if "allow-" + doc.data["metadata"]["name"] not in names:
+        yield Violation("no NetworkPolicy", doc.data.line, "Pod")
+'''
+
+
+def test_named_files_keep_the_repository_as_context(write, tmp_path):
+    """pre-commit passes only the changed file; a NetworkPolicy in another file still counts."""
+    from testkit import run_checker
+
+    write("my-policies/netpol.py", CROSS_FILE)
+    write(".checker.yaml", "apiVersion: checker/v1\nkind: Ruleset\nmetadata: {name: t}\n"
+          "checks:\n  include: [ORG-LOCAL-003, ORG-REPO-001]\n  policy_paths: [my-policies]\n")
+    write("k8s/pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: api}\n")
+    write("k8s/other.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: worker}\n")
+    write("net/policy.yaml", "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: allow-api}\n")
+    assert run_checker("scan", "k8s/pod.yaml", cwd=tmp_path).returncode == 0  # no CODEOWNERS rule on one file
+    other = run_checker("scan", "k8s/other.yaml", cwd=tmp_path)
+    assert other.returncode == 1 and "ORG-LOCAL-003" in other.stdout and "ORG-REPO-001" not in other.stdout

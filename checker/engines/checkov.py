@@ -71,20 +71,22 @@ LABEL_FRAMEWORKS: Mapping[str, tuple[str, ...]] = {
 }
 _DATA = (".yaml", ".yml", ".json")
 _CANDIDATES: Mapping[str, tuple[str, ...]] = {
-    "terraform": (".tf",), "terraform_json": (".tf.json",), "terraform_plan": (".json",),
-    "cloudformation": (*_DATA, ".template"), "serverless": ("serverless.yml", "serverless.yaml"),
-    "kubernetes": _DATA, "helm": ("Chart.yaml",), "kustomize": ("kustomization.yaml", "kustomization.yml"),
-    "arm": (".json",), "bicep": (".bicep",), "ansible": (".yaml", ".yml"), "openapi": _DATA,
-    "github_actions": (".yaml", ".yml"), "gitlab_ci": (".gitlab-ci.yml", ".gitlab-ci.yaml"),
-    "azure_pipelines": ("azure-pipelines.yml", "azure-pipelines.yaml"), "circleci_pipelines": ("config.yml",),
+    "terraform_plan": (".json",), "serverless": ("serverless.yml", "serverless.yaml"), "arm": (".json",),
+    "bicep": (".bicep",), "ansible": (".yaml", ".yml"), "openapi": _DATA, "circleci_pipelines": ("config.yml",),
     "bitbucket_pipelines": ("bitbucket-pipelines.yml",), "argo_workflows": (".yaml", ".yml"),
 }
-# Our kinds that a framework's parse errors are about (other files are not its to parse).
-_KINDS: Mapping[str, tuple[Kind | None, ...]] = {
-    "terraform": (Kind.TERRAFORM,), "terraform_json": (Kind.TERRAFORM,), "terraform_plan": (),
-    "cloudformation": (Kind.CLOUDFORMATION,), "kubernetes": (Kind.KUBERNETES,), "kustomize": (Kind.KUSTOMIZE,),
+# Frameworks whose files our discovery recognises at least as broadly as Checkov does: they
+# run only when such a file is present (others run when a file with a fitting name is).
+_GATES: Mapping[str, tuple[Kind, ...]] = {
+    "terraform": (Kind.TERRAFORM,), "terraform_json": (Kind.TERRAFORM,), "cloudformation": (Kind.CLOUDFORMATION,),
+    "kubernetes": (Kind.KUBERNETES, Kind.KUSTOMIZE, Kind.HELM), "kustomize": (Kind.KUSTOMIZE,),
     "helm": (Kind.HELM,), "dockerfile": (Kind.DOCKERFILE,), "github_actions": (Kind.GITHUB_ACTIONS,),
     "gitlab_ci": (Kind.GITLAB_CI,), "azure_pipelines": (Kind.AZURE_PIPELINES,),
+}
+# Our kinds that a framework's parse errors are about (other files are not its to parse:
+# Helm templates are Go templates, and a Kubernetes manifest is no CloudFormation template).
+_PARSED: Mapping[str, tuple[Kind, ...]] = {
+    **_GATES, "kubernetes": (Kind.KUBERNETES, Kind.KUSTOMIZE), "terraform_plan": (),
 }
 # Frameworks Checkov runs file by file, so a crash can be narrowed down to the file.
 _PER_FILE = frozenset(RUNNERS) - {"terraform", "terraform_json", "kustomize", "helm"}
@@ -113,19 +115,19 @@ class CheckovEngine:
             if rule.engine == self.name:
                 for framework in rule.kinds:
                     checks_by_framework.setdefault(framework, []).append(rule.id)
-        frameworks = [f for f in RUNNERS if f in checks_by_framework and _worth_running(f, discovery.files)]
+        frameworks = [f for f in RUNNERS if f in checks_by_framework and _candidates(f, discovery)]
         if not frameworks:
             return outcome
         root = str(discovery.root.resolve())
         excluded = tuple(f"^{re.escape(posixpath.join(root, p))}$" for p in discovery.ignored)
         jobs = [_Job(f, root, discovery.explicit_files or None, tuple(checks_by_framework[f]),
-                     tuple(_framework_files(f, discovery.files)), excluded) for f in frameworks]
+                     _candidates(f, discovery), excluded) for f in frameworks]
         kinds = {s.path: s.kind for s in discovery.sources}
         for result in _run_jobs(jobs):
             outcome.notes.extend(result.notes)
             outcome.problems.extend(result.problems)
             for path in result.parse_errors:
-                if kinds.get(path) in _KINDS.get(result.framework, ()) or (
+                if kinds.get(path) in _PARSED.get(result.framework, ()) or (
                         path not in kinds and path in discovery.files and not path.endswith(".json")):
                     outcome.problems.append(Problem(
                         f"Checkov's {result.framework} parser could not read it, so it was not checked", path, 0,
@@ -154,21 +156,14 @@ class _Result:
     notes: list[str] = dataclasses.field(default_factory=list)
 
 
-def _worth_running(framework: str, files: Iterable[str]) -> bool:
+def _candidates(framework: str, discovery: Discovery) -> tuple[str, ...]:
+    """The files a framework could report on; none means it need not run."""
+    if framework in _GATES:
+        return tuple(s.path for s in discovery.sources if s.kind in _GATES[framework])
     if framework == "secrets":
-        return True
-    return any(_framework_files(framework, files))
-
-
-def _framework_files(framework: str, files: Iterable[str]) -> Iterable[str]:
-    endings = _CANDIDATES.get(framework, ())
-    if framework == "dockerfile":
-        return (f for f in files if "dockerfile" in posixpath.basename(f).lower())
-    if framework == "github_actions":
-        return (f for f in files if "/.github/workflows/" in "/" + f and f.endswith(endings))
-    if framework == "secrets":
-        return files
-    return (f for f in files if f.endswith(endings))
+        return discovery.files
+    endings = _CANDIDATES[framework]
+    return tuple(f for f in discovery.files if f.endswith(endings))
 
 
 def _run_jobs(jobs: Sequence[_Job]) -> list[_Result]:

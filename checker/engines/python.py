@@ -13,12 +13,12 @@ import importlib.metadata
 import importlib.util
 import pkgutil
 import traceback
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from checker.discover import Discovery, Source
+from checker.discover import Discovery, Source, discover
 from checker.documents import Document, Instruction
 from checker.engines import Outcome
 from checker.errors import ConfigError
@@ -38,14 +38,17 @@ class PythonEngine:
     def run(self, discovery: Discovery, rules: Mapping[str, Rule], ruleset: Ruleset) -> Outcome:
         policies = load_policies(ruleset.policy_paths)
         outcome = Outcome()
-        documents = _Documents(discovery, outcome.problems)
+        documents = _Documents(lambda: discovery, outcome.problems)
+        # Named files (pre-commit) are checked with the whole repository as context, read on first use
+        context = documents if not discovery.explicit_files else _Documents(
+            lambda: discover(discovery.root, [discovery.root], ruleset.ignore), [])
         for rule in rules.values():
             policy = policies.get(rule.id)
             if policy is None or rule.inactive_reason:
                 continue
             ctx = Context(
                 organisation=ruleset.organisation, params={**policy.params, **ruleset.params.get(rule.id, {})},
-                files=discovery.files, documents=documents.of_kind, root=str(discovery.root),
+                files=discovery.files, documents=context.of_kind, root=str(discovery.root),
             )
             for kind in policy.kinds:
                 for doc in documents.of_kind(kind):
@@ -74,15 +77,19 @@ def _check(policy: Policy, rule: Rule, doc: Document, ctx: Context, problems: li
 class _Documents:
     """Parses each source once, on first use, into the Documents checks receive."""
 
-    def __init__(self, discovery: Discovery, problems: list[Problem]) -> None:
-        self.discovery = discovery
+    def __init__(self, load: Callable[[], Discovery], problems: list[Problem]) -> None:
+        self._load = load
         self.problems = problems
+
+    @functools.cached_property
+    def discovery(self) -> Discovery:
+        return self._load()
 
     @functools.lru_cache(maxsize=None)  # noqa: B019 - one instance per scan
     def of_kind(self, kind: str) -> tuple[Document, ...]:
         kind = Kind(kind)
-        if kind is Kind.REPO:
-            return (Document(".", kind.value, self.discovery.files),)
+        if kind is Kind.REPO:  # whole-repository rules do not run on a few named files (pre-commit)
+            return () if self.discovery.explicit_files else (Document(".", kind.value, self.discovery.files),)
         docs: list[Document] = []
         for source in self.discovery.of_kind(kind):
             docs.extend(self._parse(source))

@@ -4,7 +4,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 
 from checker.errors import ConfigError, where
 from checker.model import Rule
@@ -18,28 +19,31 @@ def select_rules(ruleset: Ruleset, catalogue: Mapping[str, Rule]) -> dict[str, R
     naming the file and line, never a rule silently not run.
     """
     for mention in ruleset.mentions:
-        if not any(fnmatch.fnmatchcase(rule_id, mention.pattern) for rule_id in catalogue):
+        if mention.pattern not in catalogue and not _matcher((mention.pattern,))(catalogue):
             hint = _close(mention.pattern, catalogue)
             raise ConfigError(
                 f"{where(mention.path, mention.line, mention.key)}: {mention.pattern!r} matches no known rule"
                 + (f"; did you mean {hint}?" if hint else "; `checker rules list` shows them"))
-    controls = _controls_by_rule(ruleset)
+    controls = [(_matcher((pattern,)), found) for pattern, found in _controls_by_rule(ruleset).items()]
+    include, exclude = _matcher(ruleset.include), _matcher(ruleset.exclude)
     selected = {}
     for rule_id in sorted(catalogue):
-        if not _matches(rule_id, ruleset.include) or _matches(rule_id, ruleset.exclude):
+        if not include((rule_id,)) or exclude((rule_id,)):
             continue
         rule = catalogue[rule_id]
         selected[rule_id] = dataclasses.replace(
             rule,
             severity=ruleset.severity.get(rule_id, rule.severity),
-            controls=tuple(sorted({*rule.controls, *(c for p, cs in controls.items()
-                                                     if fnmatch.fnmatchcase(rule_id, p) for c in cs)})),
+            controls=tuple(sorted({*rule.controls, *(c for match, found in controls if match((rule_id,))
+                                                     for c in found)})),
         )
     return selected
 
 
-def _matches(rule_id: str, patterns: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatchcase(rule_id, p) for p in patterns)
+def _matcher(patterns: Iterable[str]) -> Callable[[Iterable[str]], bool]:
+    """A test: does any of these ids match any of the globs? (one compiled regex for all globs)"""
+    regex = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns) or "(?!)")
+    return lambda ids: any(regex.match(i) for i in ids)
 
 
 def _controls_by_rule(ruleset: Ruleset) -> dict[str, set[str]]:
