@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -80,6 +81,14 @@ class Rule:
     controls: tuple[str, ...] = ()
     kinds: tuple[str, ...] = ()
     inactive_reason: str = ""
+
+    def fix_hint(self) -> tuple[str, str]:
+        """(first paragraph of the remediation on one line, the one-line example it introduces or '')."""
+        paragraphs = re.split(r"\n\s*\n", self.remediation.strip())
+        hint = " ".join(paragraphs[0].split())
+        if hint.endswith(":") and len(paragraphs) > 1 and len(paragraphs[1].strip().splitlines()) == 1:
+            return hint, paragraphs[1].strip()
+        return hint, ""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -128,19 +128,8 @@ def fix_hint(rule: Rule | None) -> str:
 
     A paragraph that ends in a colon introduces an example: a one-line example is kept with it.
     """
-    text, example = fix_hint_parts(rule)
+    text, example = rule.fix_hint() if rule else ("", "")
     return f"{text} {example}" if example else text
-
-
-def fix_hint_parts(rule: Rule | None) -> tuple[str, str]:
-    """(first paragraph of the remediation on one line, the one-line example it introduces or '')."""
-    if rule is None or not rule.remediation.strip():
-        return "", ""
-    paragraphs = re.split(r"\n\s*\n", rule.remediation.strip())
-    hint = " ".join(paragraphs[0].split())
-    if hint.endswith(":") and len(paragraphs) > 1 and len(paragraphs[1].strip().splitlines()) == 1:
-        return hint, paragraphs[1].strip()
-    return hint, ""
 
 
 def _problem_suite(result: ScanResult, problems: Sequence[Problem]) -> ET.Element:

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from checker.model import Finding, Rule, ScanResult, Severity
-from checker.reporters.junit import fix_hint_parts
 
 TOP = 50
 EXPIRING_DAYS = 14
@@ -111,7 +110,7 @@ def _finding_row(result: ScanResult, f: Finding) -> list[str]:
 
 def _fix(rule: Rule | None) -> str:
     """The fix hint; empty when it only points at the rule's help page (the rule id links there)."""
-    text, example = fix_hint_parts(rule)
+    text, example = rule.fix_hint() if rule else ("", "")
     if rule is not None and rule.help_uri and rule.help_uri in text:
         return ""
     return _text(_shorten(text)) + (f" {_code(_shorten(example))}" if example else "")

@@ -40,9 +40,9 @@ def _finding(f: Finding, result: ScanResult) -> str:
     if f.baseline_state == "unchanged":
         return text + click.style("  [in baseline]", dim=True)
     rule = result.rules.get(f.rule_id)
-    hint = " ".join(rule.remediation.split("\n\n", 1)[0].split()) if rule else ""
+    hint, example = rule.fix_hint() if rule else ("", "")
     if hint:
-        text += "\n" + click.style(f"{'':16}fix: {hint}", dim=True)
+        text += "\n" + click.style(f"{'':16}fix: {hint}" + (f"\n{'':21}{example}" if example else ""), dim=True)
     return text
 
 
