@@ -151,7 +151,9 @@ def rules_explain(rule_id: str, ruleset_ref: str | None) -> None:
         click.echo(f"inactive: {rule.inactive_reason}")
     if rule.controls:
         click.echo(f"controls: {', '.join(rule.controls)}")
-    click.echo(f"\n{rule.description}\n")
+    click.echo(f"\n{rule.help or rule.description}\n")
+    if rule.rationale:
+        click.echo(f"Why: {rule.rationale}\n")
     if rule.remediation:
         click.echo(f"How to fix:\n{rule.remediation}\n")
     if rule.help_uri:

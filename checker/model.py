@@ -81,6 +81,8 @@ class Rule:
     controls: tuple[str, ...] = ()
     kinds: tuple[str, ...] = ()
     inactive_reason: str = ""
+    help: str = ""  # the full help text (a Python check's docstring); description is its first paragraph
+    rationale: str = ""
 
     def fix_hint(self) -> tuple[str, str]:
         """(first paragraph of the remediation on one line, the one-line example it introduces or '')."""

@@ -44,3 +44,64 @@ def mappings(node: Any) -> Iterator[YamlMap]:
     """Items of a YAML sequence that are mappings."""
     if isinstance(node, YamlSeq):
         yield from (item for item in node if isinstance(item, YamlMap))
+
+
+def as_list(node: Any) -> list[Any]:
+    """A YAML value that may be one item or a list of items, as a list (None -> [])."""
+    if node is None:
+        return []
+    return list(node) if isinstance(node, list) else [node]
+
+
+def line_of(node: Any, key: Any, default: int = 1) -> int:
+    """The line of `key` in a YamlMap, else the map's own line, else `default`."""
+    if isinstance(node, YamlMap):
+        return node.line_of(key)
+    return default
+
+
+def item_line(seq: Any, index: int, default: int = 1) -> int:
+    """The line of item `index` of a YamlSeq, else `default`."""
+    if isinstance(seq, YamlSeq) and 0 <= index < len(seq.lines):
+        return seq.lines[index]
+    return default
+
+
+def find_line(text: str, needle: str, start: int, end: int | None = None) -> int:
+    """The first line >= `start` (and <= `end`) of `text` that holds `needle`; `start` when none does."""
+    lines = text.splitlines()
+    stop = len(lines) if end is None else min(end, len(lines))
+    for number in range(max(start, 1), stop + 1):
+        if needle in lines[number - 1]:
+            return number
+    return start
+
+
+def text_lines(value: str, text: str, start: int, end: int | None = None) -> Iterator[tuple[int, str]]:
+    """(source line, line of `value`) for each line of a YAML string scalar that starts on `start`.
+
+    Each non-blank line of the value is looked up in the source in order, from `start` on, so the
+    lines are right for literal (`|`), folded (`>`) and plain scalars alike; a value line that cannot
+    be found (an escaped quoted string) gets the line of the last one found.
+    """
+    source = text.splitlines()
+    stop = len(source) if end is None else min(end, len(source))
+    cursor = max(start, 1)
+    for piece in value.splitlines():
+        stripped = piece.strip()
+        if not stripped:
+            continue
+        for number in range(cursor, stop + 1):
+            if stripped in source[number - 1]:
+                cursor = number
+                break
+        yield cursor, piece
+
+
+def get_path(node: Any, *keys: Any) -> Any:
+    """node[k1][k2]... through mappings only; None when any step is missing or not a mapping."""
+    for key in keys:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node

@@ -122,12 +122,15 @@ def _taxon_refs(rule: Rule | None, taxonomies: list[om.ToolComponent]) -> list[t
 
 
 def _rule(rule: Rule, taxonomies: list[om.ToolComponent]) -> om.ReportingDescriptor:
-    markdown = f"**{rule.title}**\n\n{rule.description}\n\n"
+    markdown = f"**{rule.title}**\n\n{rule.help or rule.description}\n\n"
+    if rule.rationale:
+        markdown += f"**Why**: {rule.rationale}\n\n"
     if rule.remediation:
         markdown += f"**How to fix**\n\n{rule.remediation}\n\n"
     if rule.controls:
         markdown += "**Controls**: " + ", ".join(rule.controls) + "\n"
-    text = f"{rule.title}. {rule.description} How to fix: {rule.remediation}".strip()
+    why = f" Why: {rule.rationale}" if rule.rationale else ""
+    text = f"{rule.title}. {rule.help or rule.description}{why} How to fix: {rule.remediation}".strip()
     return om.ReportingDescriptor(
         id=rule.id, name=_pascal(rule.title),
         short_description=om.MultiformatMessageString(text=_sentence(rule.title)),
