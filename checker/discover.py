@@ -24,6 +24,9 @@ from checker.model import Kind, Problem
 
 YAML_SUFFIXES = (".yaml", ".yml")
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".terraform", "node_modules", "__pycache__", ".venv"})
+# `Dockerfile.<variant>` is a Dockerfile; `dockerfile.py` or `Dockerfile.md` is not.
+NOT_DOCKERFILES = (".dockerignore", ".py", ".md", ".txt", ".rst", ".sh", ".go", ".js", ".ts", ".rs", ".java",
+                   ".json", ".yaml", ".yml", ".toml", ".j2", ".tpl", ".orig", ".bak", ".swp")
 _AZURE_MARKERS = frozenset({"trigger", "pr", "pool", "schedules", "resources"})
 _PIPELINE_BODY = frozenset({"stages", "jobs", "steps", "extends"})
 
@@ -170,7 +173,7 @@ def path_kind(rel: str) -> Kind | None:
     if lower.endswith(".tf") or lower.endswith(".tf.json"):
         return Kind.TERRAFORM
     if (lower in ("dockerfile", "containerfile") or lower.startswith("dockerfile.")
-            or lower.endswith(".dockerfile")) and not lower.endswith(".dockerignore"):
+            or lower.endswith(".dockerfile")) and not lower.endswith(NOT_DOCKERFILES):
         return Kind.DOCKERFILE
     if not lower.endswith(YAML_SUFFIXES):
         return None

@@ -16,6 +16,9 @@ def test_classification(write, tmp_path):
     write("main.tf", 'resource "x" "y" {}\n')
     write("app/Dockerfile", "FROM scratch\n")
     write("app/build.dockerfile", "FROM scratch\n")
+    write("app/Dockerfile.alpine", "FROM scratch\n")
+    write("src/dockerfile.py", "import os\n")
+    write("docs/Dockerfile.md", "# how we build\n")
     write("docker-compose.yml", "services: {web: {image: nginx}}\n")
     write(".github/workflows/ci.yml", "on: push\njobs: {}\n")
     write("workflows/not-a-workflow.yml", "on: push\njobs: {}\n")
@@ -32,7 +35,7 @@ def test_classification(write, tmp_path):
     write("config/settings.yaml", "just: data\n")
     write("k8s/list.json", '{"apiVersion": "v1", "kind": "List", "items": []}\n')
     assert kinds(tmp_path) == {
-        "main.tf": "terraform", "app/Dockerfile": "dockerfile", "app/build.dockerfile": "dockerfile",
+        "main.tf": "terraform", "app/Dockerfile": "dockerfile", "app/build.dockerfile": "dockerfile", "app/Dockerfile.alpine": "dockerfile",
         "docker-compose.yml": "docker-compose", ".github/workflows/ci.yml": "github-actions",
         ".gitlab-ci.yml": "gitlab-ci", ".gitlab/ci/lint.gitlab-ci.yml": "gitlab-ci",
         "pipelines/build.yml": "azure-pipelines", "k8s/pod.yaml": "kubernetes", "k8s/kustomization.yaml": "kustomize",
