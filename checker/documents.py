@@ -39,6 +39,12 @@ class YamlSeq(list):  # type: ignore[type-arg]
     lines: list[int]
 
 
+class TaggedStr(str):
+    """A scalar written with a custom tag (`!Ref name`): its text, and the tag in `.tag`."""
+
+    tag = ""
+
+
 class DuplicateKeyError(yaml.MarkedYAMLError):
     """A mapping names the same key twice (rulesets refuse this)."""
 
@@ -91,7 +97,9 @@ def _construct_tagged(loader: _LineLoader, _suffix: str, node: yaml.Node) -> Any
         return _construct_map(loader, node)
     if isinstance(node, yaml.SequenceNode):
         return _construct_seq(loader, node)
-    return loader.construct_scalar(node)
+    scalar = TaggedStr(loader.construct_scalar(node))
+    scalar.tag = node.tag
+    return scalar
 
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)

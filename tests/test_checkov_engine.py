@@ -23,13 +23,26 @@ resource "aws_security_group" "admin" {
   }
 }
 """
-# AWS Rain module references give a resource a mapping as its Type: Checkov's CloudFormation
-# runner raises TypeError on such a template (see ../shared/corpus/BASELINE.md).
+# AWS Rain module references give a resource a mapping (or a tagged scalar) as its Type: Checkov's
+# CloudFormation runner raises TypeError on such a template (see ../shared/corpus/BASELINE.md).
 RAIN = """
 AWSTemplateFormatVersion: "2010-09-09"
 Resources:
   Site:
     Type: {"Rain::Module": "https://example.com/site.yaml"}
+"""
+RAIN_TAG = """
+Resources:
+  Bucket:
+    Type: !Rain::Module "https://example.com/bucket.yaml"
+"""
+# CKV_AWS_361 compares BackupRetentionPeriod with an int: a string makes the check raise.
+NEPTUNE = """
+Resources:
+  Cluster:
+    Type: AWS::Neptune::DBCluster
+    Properties:
+      BackupRetentionPeriod: "7"
 """
 CFN_BUCKET = """
 AWSTemplateFormatVersion: "2010-09-09"
@@ -64,15 +77,24 @@ def test_checkov_skip_comment_is_an_in_source_suppression(write, tmp_path):
     assert result.decision.exit_code == 0
 
 
-def test_a_crashing_template_is_named_and_other_files_keep_their_results(write, tmp_path):
+def test_templates_checkov_would_crash_on_are_named_and_other_files_keep_their_results(write, tmp_path):
     write("repo/rain.yaml", RAIN)
+    write("repo/rain-tag.yaml", RAIN_TAG)
     write("repo/bucket.yaml", CFN_BUCKET)
     result = scan(tmp_path, ["CKV_AWS_18", "CKV_AWS_21"])
     assert {(f.rule_id, f.location.path) for f in result.findings} == {
         ("CKV_AWS_18", "bucket.yaml"), ("CKV_AWS_21", "bucket.yaml")}
-    assert [p.path for p in result.problems] == ["rain.yaml"]
-    assert "crashed on it (TypeError" in result.problems[0].message
+    assert [(p.path, p.line) for p in result.problems] == [("rain-tag.yaml", 3), ("rain.yaml", 4)]
+    assert "has a Type that is not a string (an AWS Rain module?)" in result.problems[0].message
     assert result.decision.exit_code == 3
+
+
+def test_a_checkov_check_that_raises_is_a_problem_not_a_pass(write, tmp_path):
+    write("repo/neptune.yaml", NEPTUNE)
+    result = scan(tmp_path, ["CKV_AWS_361"])
+    assert [(p.path, p.message) for p in result.problems] == [(
+        "neptune.yaml", "Checkov check CKV_AWS_361 crashed on AWS::Neptune::DBCluster.Cluster, "
+                        "so that resource was not checked by it")]
 
 
 def test_only_frameworks_with_selected_checks_and_files_run(write, tmp_path):

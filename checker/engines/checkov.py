@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from checker.discover import Discovery
+from checker.documents import TaggedStr, YamlMap
 from checker.engines import Outcome
 from checker.model import Finding, Kind, Location, Problem, Rule, Severity, Suppression
 from checker.ruleset import Ruleset
@@ -119,9 +120,16 @@ class CheckovEngine:
         if not frameworks:
             return outcome
         root = str(discovery.root.resolve())
-        excluded = tuple(f"^{re.escape(posixpath.join(root, p))}$" for p in discovery.ignored)
-        jobs = [_Job(f, root, discovery.explicit_files or None, tuple(checks_by_framework[f]),
-                     _candidates(f, discovery), excluded) for f in frameworks]
+        unrunnable = _unrunnable(discovery)
+        outcome.problems.extend(unrunnable)
+        jobs = []
+        for framework in frameworks:
+            skip = {p.path for p in unrunnable} if framework == "cloudformation" else set()
+            files = discovery.explicit_files and tuple(f for f in discovery.explicit_files if f not in skip)
+            jobs.append(_Job(
+                framework, root, files or None, tuple(checks_by_framework[framework]),
+                tuple(f for f in _candidates(framework, discovery) if f not in skip),
+                tuple(f"^{re.escape(posixpath.join(root, p))}$" for p in (*discovery.ignored, *sorted(skip)))))
         kinds = {s.path: s.kind for s in discovery.sources}
         for result in _run_jobs(jobs):
             outcome.notes.extend(result.notes)
@@ -135,6 +143,28 @@ class CheckovEngine:
             for record in result.records:
                 outcome.findings.append(_finding(record, rules))
         return outcome
+
+
+def _unrunnable(discovery: Discovery) -> list[Problem]:
+    """CloudFormation templates Checkov's runner is known to crash on, found before it runs.
+
+    A resource whose `Type` is not a plain string (an AWS Rain module reference, written as a
+    mapping or with a `!Rain::Module` tag) makes the whole runner raise TypeError; such
+    templates are named with the line and left out of its run.
+    """
+    found = []
+    for source in discovery.of_kind(Kind.CLOUDFORMATION):
+        for doc in source.documents:
+            resources = doc.get("Resources") if isinstance(doc, dict) else None
+            for name, resource in (resources or {}).items() if isinstance(resources, dict) else ():
+                kind = resource.get("Type", "") if isinstance(resource, dict) else ""
+                if not isinstance(kind, str) or isinstance(kind, TaggedStr):
+                    line = resource.line_of("Type") if isinstance(resource, YamlMap) else 0
+                    found.append(Problem(f"resource {name} has a Type that is not a string (an AWS Rain module?), "
+                                         "which Checkov cannot check, so this template was not checked by Checkov",
+                                         source.path, line, "checkov"))
+                    break
+    return found
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,31 +221,35 @@ def _run_job(job: _Job) -> _Result:
     """Run one framework (inside a worker): whole tree first, file by file if the runner raises."""
     os.environ.setdefault("BC_SKIP_MAPPING", "TRUE")
     os.environ.setdefault("CHECKOV_RUN_SCA_PACKAGE_SCAN_V2", "false")
-    logging.getLogger().setLevel(logging.WARNING)
     crashes = _CrashLog()
-    logging.getLogger().addHandler(crashes)
     module_name, class_name = RUNNERS[job.framework].split(":")
     runner_class = getattr(importlib.import_module(module_name), class_name)
     result = _Result(job.framework)
     if _new_runner(runner_class) is None:
         result.notes.append(f"Checkov's {job.framework} framework was skipped: the tool it needs is not installed")
         return result
-    files = [os.path.join(job.root, f) for f in job.files] if job.files is not None else None
+    root_logger = logging.getLogger()
+    saved = root_logger.handlers[:], root_logger.level
+    root_logger.handlers, root_logger.level = [crashes], logging.WARNING  # Checkov logs to stderr otherwise
     try:
-        _collect(result, job, _scan(runner_class, job, None if files else job.root, files))
-    except Exception as error:  # noqa: BLE001 - Checkov raises anything; narrow it down to the file
-        if job.framework not in _PER_FILE:
-            result.problems.append(Problem(f"Checkov's {job.framework} runner crashed: {type(error).__name__}: "
-                                           f"{error}; no {job.framework} file was checked", "", 0, "checkov"))
-            return result
-        for rel in (job.files if job.files is not None else job.candidates):
-            try:
-                _collect(result, job, _scan(runner_class, job, None, [os.path.join(job.root, rel)]))
-            except Exception as file_error:  # noqa: BLE001
-                result.problems.append(Problem(
-                    f"Checkov's {job.framework} runner crashed on it ({type(file_error).__name__}: {file_error}), "
-                    "so it was not checked", rel, 0, "checkov"))
-    result.problems.extend(crashes.problems(job.root))
+        files = [os.path.join(job.root, f) for f in job.files] if job.files is not None else None
+        try:
+            _collect(result, job, _scan(runner_class, job, None if files else job.root, files))
+        except Exception as error:  # noqa: BLE001 - Checkov raises anything; narrow it down to the file
+            if job.framework not in _PER_FILE:
+                result.problems.append(Problem(f"Checkov's {job.framework} runner crashed: {type(error).__name__}: "
+                                               f"{error}; no {job.framework} file was checked", "", 0, "checkov"))
+                return result
+            for rel in job.files if job.files is not None else job.candidates:
+                try:
+                    _collect(result, job, _scan(runner_class, job, None, [os.path.join(job.root, rel)]))
+                except Exception as file_error:  # noqa: BLE001
+                    result.problems.append(Problem(
+                        f"Checkov's {job.framework} runner crashed on it ({type(file_error).__name__}: "
+                        f"{file_error}), so it was not checked", rel, 0, "checkov"))
+        result.problems.extend(crashes.problems(job.root))
+    finally:
+        root_logger.handlers, root_logger.level = saved
     return result
 
 
@@ -258,8 +292,10 @@ def _plain(record: Any, root: str, skip_comment: str | None) -> dict[str, Any]:
 
 
 def _relative(root: str, path: str) -> str:
-    path = os.path.realpath(path) if os.path.isabs(path) else os.path.realpath(os.path.join(root, path.lstrip("/")))
-    return Path(os.path.relpath(path, os.path.realpath(root))).as_posix()
+    """A path Checkov reports (absolute, root-relative with a leading '/', or cwd-relative) relative to root."""
+    candidates = [path, os.path.join(root, path.lstrip("/")), os.path.join(os.getcwd(), path.lstrip("/"))]
+    found = next((c for c in candidates if os.path.isabs(c) and os.path.exists(c)), candidates[1])
+    return Path(os.path.relpath(os.path.realpath(found), os.path.realpath(root))).as_posix()
 
 
 def _finding(record: Mapping[str, Any], rules: Mapping[str, Rule]) -> Finding:
@@ -291,7 +327,7 @@ class _CrashLog(logging.Handler):
         out = []
         for message in dict.fromkeys(self.messages):
             check, _, target = message[len("Failed to run check "):].partition(" on ")
-            path, _, entity = target.rpartition(":")
+            path, _, entity = target.partition(":")  # entity types may hold colons (AWS::S3::Bucket)
             out.append(Problem(f"Checkov check {check} crashed on {entity}, so that resource was not checked by it",
                                _relative(root, path), 0, "checkov"))
         return out
