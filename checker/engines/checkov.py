@@ -280,9 +280,11 @@ def _collect(result: _Result, job: _Job, reports: list[Any]) -> None:
 
 def _plain(record: Any, root: str, skip_comment: str | None) -> dict[str, Any]:
     """A Checkov Record as plain data (it crosses a process boundary)."""
-    path = _relative(root, record.file_abs_path or record.file_path)
-    if path.startswith("../"):  # rendered into a temporary folder (kustomize, helm): Checkov's own path
-        path = record.file_path.lstrip("/")
+    abs_path = record.file_abs_path or ""
+    if os.path.isabs(abs_path) and not os.path.realpath(abs_path).startswith(os.path.realpath(root) + os.sep):
+        path = record.file_path.lstrip("/")  # rendered into a temporary folder (kustomize, helm): Checkov's path
+    else:
+        path = _relative(root, abs_path or record.file_path)
     start, end = (list(record.file_line_range or [0, 0]) + [0, 0])[:2]
     return {
         "check_id": record.check_id, "check_name": record.check_name, "path": path,
