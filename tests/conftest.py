@@ -1,6 +1,7 @@
 """Shared fixtures; helpers live in testkit.py (a unique module name beside other conftest files)."""
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ["CHECKER_WARM"] = "0"  # subprocesses run cold; tests/test_warm.py turns the server on itself
 
 from testkit import Cli  # noqa: E402
 

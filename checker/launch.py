@@ -1,0 +1,21 @@
+"""The `checker` console script: hand scans to the warm server when there is one, else run the CLI.
+
+Kept free of heavy imports, so a warm scan costs little more than starting Python.
+"""
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    if argv[:1] == ["scan"]:
+        from checker import warm
+
+        if warm.enabled():
+            code = warm.run_remote(argv)
+            if code is not None:
+                sys.exit(code)
+    from checker.cli import main as cli
+
+    cli(argv, prog_name="checker")
