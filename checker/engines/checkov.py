@@ -226,7 +226,12 @@ def _run_job(job: _Job) -> _Result:
     runner_class = getattr(importlib.import_module(module_name), class_name)
     result = _Result(job.framework)
     if _new_runner(runner_class) is None:
-        result.notes.append(f"Checkov's {job.framework} framework was skipped: the tool it needs is not installed")
+        tool = {"helm": "helm", "kustomize": "kubectl or kustomize"}.get(job.framework, "the tool it needs")
+        roots = [posixpath.dirname(f) or "." for f in job.candidates
+                 if posixpath.basename(f) in ("Chart.yaml", "kustomization.yaml", "kustomization.yml")]
+        result.notes.append(f"{tool} is not installed, so Checkov did not render {len(roots)} {job.framework} "
+                            f"folder(s) ({', '.join(roots[:5])}{', ...' if len(roots) > 5 else ''}); their values "
+                            "files and plain manifests were still checked")
         return result
     root_logger = logging.getLogger()
     saved = root_logger.handlers[:], root_logger.level
