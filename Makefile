@@ -15,7 +15,7 @@ $(BIN)/checker: pyproject.toml
 
 # The example is meant to fail the gate: say so plainly, and end successfully unless the scan broke.
 scan: $(BIN)/checker
-	@$(BIN)/checker scan examples --sarif-output results.sarif; code=$$?; \
+	@$(BIN)/checker scan examples -r org-baseline --sarif-output results.sarif; code=$$?; \
 	case $$code in \
 	  0) echo "make scan: the gate passed (results.sarif written)";; \
 	  1) echo "make scan: the gate FAILED on the example's deliberate violations, as intended (results.sarif written)";; \

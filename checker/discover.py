@@ -57,9 +57,13 @@ class Discovery:
         return [s for s in self.sources if s.kind in kinds]
 
 
-def discover(root: Path, paths: Sequence[Path], ignore: Sequence[str] = ()) -> Discovery:
-    """Walk `paths` (directories or files under `root`) and classify every file."""
-    ignored = _Ignores(root, ignore)
+def discover(root: Path, paths: Sequence[Path], ignore: Sequence[str] = (), ignore_base: str = "") -> Discovery:
+    """Walk `paths` (directories or files under `root`) and classify every file.
+
+    `ignore` holds gitignore-style patterns relative to `ignore_base` (the ruleset's folder),
+    or to `root` when the root is not inside it.
+    """
+    ignored = _Ignores(root, ignore, ignore_base)
     files: list[str] = []
     whole_root = len(paths) == 1 and paths[0].is_dir() and paths[0].resolve() == root.resolve()
     for path in paths:
@@ -101,12 +105,14 @@ def _relative(root: Path, path: Path) -> str:
 class _Ignores:
     """gitignore files (nested, each relative to its folder) plus the ruleset's ignore globs."""
 
-    def __init__(self, root: Path, patterns: Sequence[str]) -> None:
+    def __init__(self, root: Path, patterns: Sequence[str], base: str) -> None:
         self.root = root
         self.pruned: list[str] = []
         self.specs: list[tuple[str, pathspec.PathSpec]] = []
-        if patterns:
-            self.specs.append(("", pathspec.GitIgnoreSpec.from_lines(patterns)))
+        self.prefix = ""  # the root's path below the ruleset's folder
+        if base and root.resolve() != Path(base).resolve() and root.resolve().is_relative_to(Path(base).resolve()):
+            self.prefix = root.resolve().relative_to(Path(base).resolve()).as_posix() + "/"
+        self.ruleset_spec = pathspec.GitIgnoreSpec.from_lines(patterns) if patterns else None
 
     def load(self, rel_dir: str) -> None:
         gitignore = self.root / rel_dir / ".gitignore"
@@ -115,6 +121,9 @@ class _Ignores:
             self.specs.append((rel_dir, pathspec.GitIgnoreSpec.from_lines(lines)))
 
     def __call__(self, rel: str, is_dir: bool) -> bool:
+        if self.ruleset_spec and self.ruleset_spec.match_file(self.prefix + rel + ("/" if is_dir else "")):
+            self.pruned.append(rel)
+            return True
         for base, spec in self.specs:
             if base and not rel.startswith(base + "/"):
                 continue

@@ -37,8 +37,18 @@ def resolve_ruleset(ref: str | None, root: Path) -> Ruleset:
     """--ruleset, else the repository's .checker.yaml, else the bundled org-baseline."""
     if ref:
         return load_ruleset(ref)
-    local = root / REPO_RULESET
-    return load_ruleset(str(local)) if local.is_file() else load_ruleset("org-baseline")
+    local = repository_ruleset(root)
+    return load_ruleset(str(local)) if local else load_ruleset("org-baseline")
+
+
+def repository_ruleset(root: Path) -> Path | None:
+    """The nearest .checker.yaml in the scanned folder or above it, up to the repository's top."""
+    for folder in (root, *root.parents):
+        if (folder / REPO_RULESET).is_file():
+            return folder / REPO_RULESET
+        if (folder / ".git").exists():
+            return None
+    return None
 
 
 def catalogue(ruleset: Ruleset) -> dict[str, Rule]:
@@ -59,8 +69,11 @@ def run(options: Options, today: datetime.date | None = None) -> ScanResult:
     root = scan_root(options.paths)
     ruleset = resolve_ruleset(options.ruleset, root)
     rules = select_rules(ruleset, catalogue(ruleset))
-    discovery = discover(root, [Path(p) for p in options.paths], ruleset.ignore)
+    discovery = discover(root, [Path(p) for p in options.paths], ruleset.ignore, ruleset.base)
     findings, problems, notes = [], list(discovery.problems), list(discovery.notes)
+    if discovery.ignored:
+        notes.append(f"{len(discovery.ignored)} path(s) left out by .gitignore or the ruleset's ignore: "
+                     + ", ".join(discovery.ignored[:5]) + (", ..." if len(discovery.ignored) > 5 else ""))
     for engine in engines():
         owned = {i: r for i, r in rules.items() if r.engine == engine.name}
         if owned:

@@ -138,7 +138,7 @@ def test_python_dash_m_and_console_script_agree():
 
 
 def test_examples_fail_the_gate_and_make_scan_says_so():
-    result = run_checker("scan", str(PROJECT / "examples"), "--format", "json")
+    result = run_checker("scan", str(PROJECT / "examples"), "-r", "org-baseline", "--format", "json")
     assert result.returncode == 1
     doc = json.loads(result.stdout)
     rules = {f["rule"] for f in doc["findings"]}

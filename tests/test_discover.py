@@ -73,3 +73,20 @@ def test_yaml_nodes_know_their_lines(write, tmp_path):
     container = source.documents[0]["spec"]["containers"][0]
     assert container.line_of("image") == 8
     assert source.documents[0]["spec"]["containers"].lines == [7]
+
+
+def test_the_repository_ruleset_applies_to_a_subfolder_scan_with_its_ignores(write, tmp_path, cli):
+    (tmp_path / ".git").mkdir()
+    write(".checker.yaml", "apiVersion: checker/v1\nkind: Ruleset\nmetadata: {name: repo-rules}\n"
+          "organisation: {approved_registries: [r.example.com]}\nchecks: {include: [ORG-K8S-001]}\n"
+          "ignore: [services/api/generated/]\n")
+    pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n    - {name: a, image: nginx:1}\n"
+    write("services/api/pod.yaml", pod)
+    write("services/api/generated/pod.yaml", pod)
+    result = cli("scan", str(tmp_path / "services" / "api"), "--format", "json")
+    import json
+
+    doc = json.loads(result.output)
+    assert doc["ruleset"]["name"] == "repo-rules"
+    assert [f["path"] for f in doc["findings"]] == ["pod.yaml"]
+    assert "1 path(s) left out by .gitignore or the ruleset's ignore: generated" in doc["notes"]

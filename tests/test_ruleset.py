@@ -85,3 +85,18 @@ def test_digest_changes_with_content_not_with_formatting(write, tmp_path):
                                                         "checks:\n  include:\n    - ORG-*"))
     c = write("c.yaml", ruleset_text(["ORG-K8S-*"]))
     assert load_ruleset(str(a)).digest == load_ruleset(str(b)).digest != load_ruleset(str(c)).digest
+
+
+def test_ruleset_show_prints_the_resolved_settings_and_where_each_came_from(cli, write, tmp_path):
+    import yaml
+
+    write("team.yaml", "apiVersion: checker/v1\nkind: Ruleset\nmetadata: {name: team, version: '2'}\n"
+          "extends: [org-baseline]\ngate: {fail_on: medium}\n")
+    result = cli("ruleset", "show", str(tmp_path / "team.yaml"))
+    assert result.exit_code == 0
+    shown = yaml.safe_load(result.output)
+    assert [layer["name"] for layer in shown["layers"]] == ["org-baseline", "team"]
+    assert shown["gate"]["fail_on"] == "medium"
+    assert shown["origins"]["gate.fail_on"].endswith("team.yaml")
+    assert shown["origins"]["organisation.approved_registries"].endswith("org-baseline.yaml")
+    assert shown["digest"].startswith("sha256:")

@@ -13,7 +13,7 @@ from testkit import PROJECT, corpus_folder, run_checker, ruleset_text, sarif_pro
 def examples_sarif(tmp_path_factory):
     out = tmp_path_factory.mktemp("sarif")
     full, alerts = out / "full.sarif", out / "alerts.sarif"
-    result = run_checker("scan", str(PROJECT / "examples"), "--sarif-output", str(full),
+    result = run_checker("scan", str(PROJECT / "examples"), "-r", "org-baseline", "--sarif-output", str(full),
                          "--code-scanning-output", str(alerts))
     assert result.returncode == 1, result.stderr
     return full, alerts
@@ -69,4 +69,28 @@ def test_corpus_scan_sarif_passes_both_validators(tmp_path):
     run_checker("scan", str(folder), "--sarif-output", str(out), "--format", "json")
     doc = json.loads(out.read_text())
     assert len(doc["runs"][0]["results"]) > 100
+    assert sarif_problems(out) == []
+
+
+def test_provenance_of_a_git_checkout(tmp_path):
+    import subprocess
+
+    repo = tmp_path / "repo"
+    (repo / "k8s").mkdir(parents=True)
+    (repo / "k8s" / "pod.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n"
+                                           "  containers:\n    - {name: a, image: nginx:1}\n")
+    (repo / ".checker.yaml").write_text(ruleset_text(["ORG-K8S-001"],
+                                                     organisation="{approved_registries: [r.example.com]}"))
+    for args in (["init", "-q", "-b", "main"], ["remote", "add", "origin", "git@github.com:example/payments.git"],
+                 ["add", "."], ["-c", "user.email=a@b.c", "-c", "user.name=a", "commit", "-qm", "x"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True)
+    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    out = tmp_path / "out.sarif"
+    run_checker("scan", "k8s", "--sarif-output", str(out), cwd=repo)
+    run = json.loads(out.read_text())["runs"][0]
+    assert run["versionControlProvenance"] == [{"repositoryUri": "https://github.com/example/payments",
+                                                "revisionId": commit, "branch": "main",
+                                                "mappedTo": {"uriBaseId": "%SRCROOT%"}}]
+    assert run["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "k8s/pod.yaml"
+    assert run["automationDetails"]["id"] == "checker/test/k8s/"
     assert sarif_problems(out) == []

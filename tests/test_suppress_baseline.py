@@ -110,3 +110,28 @@ def test_baseline_survives_inserted_lines_and_keeps_files_apart(write, tmp_path)
     regate = run_checker("gate", str(out), "--baseline", str(base))
     assert regate.returncode == 1 and "gate FAILED: 2 open finding(s) at or above high" in regate.stdout
     assert run_checker("gate", str(out), "--baseline", str(out)).returncode == 0
+
+
+def test_inline_ignore_in_hcl_and_dockerfile_for_checkov_rules(write, tmp_path):
+    write("repo/main.tf", '# checker:ignore CKV_AWS_24 -- bastion, reviewed in SEC-12\n'
+          'resource "aws_security_group" "ssh" {\n  ingress {\n    from_port = 22\n    to_port = 22\n'
+          '    protocol = "tcp"\n    cidr_blocks = ["0.0.0.0/0"]\n  }\n}\n')
+    write("repo/Dockerfile", "FROM registry.example.com/base:1.0\nEXPOSE 22  # checker:ignore CKV_DOCKER_1 -- debug image\n")
+    rules = write("rules.yaml", "apiVersion: checker/v1\nkind: Ruleset\nmetadata: {name: t}\n"
+                  "checks: {include: [CKV_AWS_24, CKV_DOCKER_1]}\n")
+    result = run(Options(paths=(str(tmp_path / "repo"),), ruleset=str(rules)))
+    assert {(f.rule_id, f.suppression.justification if f.suppression else None) for f in result.findings} == {
+        ("CKV_AWS_24", "bastion, reviewed in SEC-12"), ("CKV_DOCKER_1", "debug image")}
+
+
+def test_baseline_update_rolls_forward(write, tmp_path):
+    write("repo/a.yaml", POD)
+    rules = ruleset(write)
+    base = tmp_path / "baseline.sarif"
+    first = run_checker("baseline", "update", str(base), str(tmp_path / "repo"), "-r", rules)
+    assert first.returncode == 0 and "2 finding(s) baselined: 2 new, 0 unchanged, 0 fixed" in first.stdout
+    write("repo/b.yaml", POD)
+    write("repo/a.yaml", "")
+    second = run_checker("baseline", "update", str(base), str(tmp_path / "repo"), "-r", rules)
+    assert "2 finding(s) baselined: 2 new, 0 unchanged, 2 fixed since the last baseline" in second.stdout
+    assert run_checker("scan", str(tmp_path / "repo"), "-r", rules, "--baseline", str(base)).returncode == 0

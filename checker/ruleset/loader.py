@@ -62,6 +62,7 @@ class Ruleset:
     forbid_inline: tuple[str, ...]
     mentions: tuple[Mention, ...]
     origins: Mapping[str, str]
+    base: str = ""  # the folder of the ruleset file: its `ignore` patterns are relative to it
 
     @property
     def path(self) -> str:
@@ -276,7 +277,8 @@ def _merge(chain: list[tuple[Path, YamlMap]]) -> Ruleset:
         layers=tuple(layers), organisation=_plain(organisation), include=include, exclude=exclude,
         severity=severity, params=_plain(params), policy_paths=tuple(policy_paths), controls=_plain(controls),
         waivers=tuple(_plain(w) for w in waivers), ignore=tuple(ignore), fail_on=gate["fail_on"],
-        allow_inline=gate["allow_inline"], forbid_inline=tuple(gate["forbid_inline"]), mentions=tuple(mentions), origins=origins,
+        allow_inline=gate["allow_inline"], forbid_inline=tuple(gate["forbid_inline"]), mentions=tuple(mentions),
+        origins=origins, base=str(chain[-1][0].parent),
     )
 
 
