@@ -27,7 +27,7 @@ PCI = "PCI-DSS-4.0"
 CIS = "CIS-Kubernetes-1.9"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _loaded(name: str) -> tuple[Ruleset, Mapping[str, Rule]]:
     ruleset = load_ruleset(name)
     return ruleset, select_rules(ruleset, scan.catalogue(ruleset))

@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from checker.discover import discover
-from checker.model import Kind
 
 
 def kinds(root: Path, ignore=()) -> dict[str, str]:

@@ -18,7 +18,7 @@ import multiprocessing
 import os
 import posixpath
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,20 +116,20 @@ class CheckovEngine:
             if rule.engine == self.name:
                 for framework in rule.kinds:
                     checks_by_framework.setdefault(framework, []).append(rule.id)
-        frameworks = [f for f in RUNNERS if f in checks_by_framework and _candidates(f, discovery)]
-        if not frameworks:
-            return outcome
         root = str(discovery.root.resolve())
-        unrunnable = _unrunnable(discovery)
+        unrunnable = _unrunnable(discovery) if "cloudformation" in checks_by_framework else []
         outcome.problems.extend(unrunnable)
         jobs = []
-        for framework in frameworks:
+        for framework in (f for f in RUNNERS if f in checks_by_framework):
             skip = {p.path for p in unrunnable} if framework == "cloudformation" else set()
-            files = discovery.explicit_files and tuple(f for f in discovery.explicit_files if f not in skip)
-            jobs.append(_Job(
-                framework, root, files or None, tuple(checks_by_framework[framework]),
-                tuple(f for f in _candidates(framework, discovery) if f not in skip),
-                tuple(f"^{re.escape(posixpath.join(root, p))}$" for p in (*discovery.ignored, *sorted(skip)))))
+            candidates = tuple(f for f in _candidates(framework, discovery) if f not in skip)
+            if not candidates:
+                continue
+            files = tuple(f for f in discovery.explicit_files if f not in skip) if discovery.explicit_files else None
+            excluded = tuple(f"^{re.escape(posixpath.join(root, p))}$" for p in (*discovery.ignored, *sorted(skip)))
+            jobs.append(_Job(framework, root, files, tuple(checks_by_framework[framework]), candidates, excluded))
+        if not jobs:
+            return outcome
         kinds = {s.path: s.kind for s in discovery.sources}
         for result in _run_jobs(jobs):
             outcome.notes.extend(result.notes)

@@ -85,7 +85,7 @@ class _Documents:
     def discovery(self) -> Discovery:
         return self._load()
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - one instance per scan
+    @functools.cache  # noqa: B019 - one instance per scan
     def of_kind(self, kind: str) -> tuple[Document, ...]:
         kind = Kind(kind)
         if kind is Kind.REPO:  # whole-repository rules do not run on a few named files (pre-commit)
