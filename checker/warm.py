@@ -43,7 +43,7 @@ def enabled() -> bool:
 def socket_path() -> Path:
     """Where this exact installation's server listens."""
     source = Path(__file__).resolve().parent
-    stamp = [sys.executable, importlib.metadata.version("checker"), importlib.metadata.version("checkov")]
+    stamp = [sys.prefix, importlib.metadata.version("checker"), importlib.metadata.version("checkov")]
     stamp += [f"{p}:{p.stat().st_mtime_ns}" for p in sorted(source.rglob("*.py"))]
     key = hashlib.sha256("\n".join(map(str, stamp)).encode()).hexdigest()[:16]
     folder = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"checker-{os.getuid()}"
@@ -80,18 +80,18 @@ def _start(path: Path) -> None:
 
 def serve(path: Path) -> None:
     """Pre-import Checkov, then fork a child per request until idle for IDLE_SECONDS."""
-    os.environ.setdefault("BC_SKIP_MAPPING", "TRUE")
-    for module in PRELOAD:
-        importlib.import_module(module)
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server = _bind(path)
+    if server is None:
+        return  # another server is alive
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # unlink the socket on the way out
     try:
-        server.bind(str(path))
-    except OSError:
-        return  # another server won the race
-    server.listen(8)
-    server.settimeout(IDLE_SECONDS)
-    try:
+        os.environ.setdefault("BC_SKIP_MAPPING", "TRUE")
+        for module in PRELOAD:
+            importlib.import_module(module)
+        if socket_path() != path:
+            return  # this interpreter imported other code than the client that asked for it
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+        server.settimeout(IDLE_SECONDS)
         while True:
             try:
                 connection, _ = server.accept()
@@ -104,6 +104,29 @@ def serve(path: Path) -> None:
     finally:
         server.close()
         path.unlink(missing_ok=True)
+
+
+def _bind(path: Path) -> socket.socket | None:
+    """The listening socket (clients queue while Checkov imports); a socket file left by a dead
+    server is replaced, a live one kept."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        server.bind(str(path))
+        server.listen(16)
+        return server
+    except OSError:
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+            server.close()
+            return None
+        except OSError:
+            path.unlink(missing_ok=True)
+            server.bind(str(path))
+            server.listen(16)
+            return server
+        finally:
+            probe.close()
 
 
 def _child(connection: socket.socket) -> None:

@@ -42,3 +42,18 @@ def test_warm_is_off_in_ci():
     done = subprocess.run([sys.executable, "-c", "from checker import warm; print(warm.enabled())"], env=env,
                           capture_output=True, text=True, cwd=PROJECT)
     assert done.stdout.strip() == "False"
+
+
+def test_a_socket_left_by_a_dead_server_is_replaced(tmp_path):
+    import socket
+
+    from checker import warm
+
+    stale = tmp_path / "warm.sock"
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(str(stale))
+    dead.close()  # the file stays, nobody listens: as after a kill -9
+    server = warm._bind(stale)
+    assert server is not None
+    assert warm._bind(stale) is None  # a live server is left alone
+    server.close()
