@@ -290,11 +290,11 @@ def _collect(result: _Result, job: _Job, reports: list[Any]) -> None:
 
 def _plain(record: Any, root: str, skip_comment: str | None) -> dict[str, Any]:
     """A Checkov Record as plain data (it crosses a process boundary)."""
-    abs_path = record.file_abs_path or ""
-    if os.path.isabs(abs_path) and not os.path.realpath(abs_path).startswith(os.path.realpath(root) + os.sep):
-        path = record.file_path.lstrip("/")  # rendered into a temporary folder (kustomize, helm): Checkov's path
-    else:
-        path = _relative(root, abs_path or record.file_path)
+    real_root = os.path.realpath(root)
+    found = (_existing(root, p) for p in (record.file_abs_path, record.file_path) if p)
+    inside = next((f for f in found if f and f.startswith(real_root + os.sep)), None)
+    # rendered into a temporary folder (kustomize, helm): Checkov's own path
+    path = Path(os.path.relpath(inside, real_root)).as_posix() if inside else (record.file_path or "").lstrip("/")
     start, end = (list(record.file_line_range or [0, 0]) + [0, 0])[:2]
     return {
         "check_id": record.check_id, "check_name": record.check_name, "path": path,
@@ -303,11 +303,15 @@ def _plain(record: Any, root: str, skip_comment: str | None) -> dict[str, Any]:
     }
 
 
-def _relative(root: str, path: str) -> str:
-    """A path Checkov reports (absolute, root-relative with a leading '/', or cwd-relative) relative to root."""
+def _existing(root: str, path: str) -> str | None:
+    """A path Checkov reports (absolute, root-relative with a leading '/', or cwd-relative) as it exists."""
     candidates = [path, os.path.join(root, path.lstrip("/")), os.path.join(os.getcwd(), path.lstrip("/"))]
-    found = next((c for c in candidates if os.path.isabs(c) and os.path.exists(c)), candidates[1])
-    return Path(os.path.relpath(os.path.realpath(found), os.path.realpath(root))).as_posix()
+    return next((os.path.realpath(c) for c in candidates if os.path.isabs(c) and os.path.exists(c)), None)
+
+
+def _relative(root: str, path: str) -> str:
+    found = _existing(root, path) or os.path.join(root, path.lstrip("/"))
+    return Path(os.path.relpath(found, os.path.realpath(root))).as_posix()
 
 
 def _finding(record: Mapping[str, Any], rules: Mapping[str, Rule]) -> Finding:
