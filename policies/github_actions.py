@@ -38,7 +38,7 @@ def action_refs(workflow: object) -> Iterator[tuple[str, str, int]]:
 
             - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683  # v4.2.2
     """,
-    controls=["PCI-DSS-4.0:6.3.2", "PCI-DSS-4.0:6.4.3"],
+    controls=["PCI-DSS-4.0:6.3.2"],
     tags=["supply-chain"],
     params={"allow_owners": []},
 )
