@@ -75,7 +75,7 @@ def discover(root: Path, paths: Sequence[Path], ignore: Sequence[str] = (), igno
             rel = _relative(root, path)
             files.append(rel)  # a file named explicitly is scanned even when ignored
     files = sorted(set(files))
-    charts = _chart_roots(root, files)
+    charts = _chart_roots(files)
     sources: list[Source] = []
     problems: list[Problem] = []
     notes: list[str] = []
@@ -110,8 +110,9 @@ class _Ignores:
         self.pruned: list[str] = []
         self.specs: list[tuple[str, pathspec.PathSpec]] = []
         self.prefix = ""  # the root's path below the ruleset's folder
-        if base and root.resolve() != Path(base).resolve() and root.resolve().is_relative_to(Path(base).resolve()):
-            self.prefix = root.resolve().relative_to(Path(base).resolve()).as_posix() + "/"
+        real_root, real_base = root.resolve(), Path(base).resolve() if base else None
+        if real_base and real_root != real_base and real_root.is_relative_to(real_base):
+            self.prefix = real_root.relative_to(real_base).as_posix() + "/"
         self.ruleset_spec = pathspec.GitIgnoreSpec.from_lines(patterns) if patterns else None
 
     def load(self, rel_dir: str) -> None:
@@ -164,7 +165,7 @@ def _raise(error: OSError) -> None:
     raise ConfigError(f"{error.filename}: cannot be read: {error.strerror}")
 
 
-def _chart_roots(root: Path, files: Iterable[str]) -> tuple[str, ...]:
+def _chart_roots(files: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(posixpath.dirname(f) for f in files if posixpath.basename(f) == "Chart.yaml"))
 
 

@@ -39,6 +39,7 @@ def apply(findings: Sequence[Finding], root: Path, waivers: Sequence[Mapping[str
     """
     notes: list[str] = []
     lines = _LineCache(root)
+    prepared = [_Waiver(w) for w in waivers]
     used: set[int] = set()
     out = []
     for finding in findings:
@@ -49,18 +50,16 @@ def apply(findings: Sequence[Finding], root: Path, waivers: Sequence[Mapping[str
             finding = dataclasses.replace(finding, suppression=None)
         if finding.suppression is None:
             suppression = _inline(finding, lines, notes, inline_ok)
-            suppression = suppression or _waiver(finding, waivers, today, notes, used)
+            suppression = suppression or _waiver(finding, prepared, today, notes, used)
             if suppression:
                 finding = dataclasses.replace(finding, suppression=suppression)
         out.append(finding)
-    for i, waiver in enumerate(waivers):
-        expires = datetime.date.fromisoformat(str(waiver["expires"]))
-        where = f"{waiver['source']}:{waiver['line']}"
-        if i not in used and expires >= today:
-            notes.append(f"waiver for {waiver['rule']} ({where}) matches no finding: a stale exception; remove it")
-        elif today <= expires <= today + EXPIRY_WARNING:
-            notes.append(f"waiver for {waiver['rule']} ({where}) expires on {expires}, in {(expires - today).days} "
-                         "day(s)")
+    for i, waiver in enumerate(prepared):
+        if i not in used and waiver.expires >= today:
+            notes.append(f"waiver for {waiver.rule} ({waiver.where}) matches no finding: a stale exception; remove it")
+        elif today <= waiver.expires <= today + EXPIRY_WARNING:
+            notes.append(f"waiver for {waiver.rule} ({waiver.where}) expires on {waiver.expires}, in "
+                         f"{(waiver.expires - today).days} day(s)")
     return Outcome(out, list(dict.fromkeys(notes)))
 
 
@@ -102,22 +101,31 @@ def _inline(finding: Finding, lines: _LineCache, notes: list[str], allowed: bool
     return None
 
 
-def _waiver(finding: Finding, waivers: Sequence[Mapping[str, Any]], today: datetime.date,
+class _Waiver:
+    """A ruleset waiver with its paths compiled and its expiry parsed, once per scan."""
+
+    def __init__(self, waiver: Mapping[str, Any]) -> None:
+        self.rule: str = waiver["rule"]
+        self.spec = pathspec.GitIgnoreSpec.from_lines(waiver["paths"]) if waiver.get("paths") else None
+        self.expires = datetime.date.fromisoformat(str(waiver["expires"]))
+        self.where = f"{waiver['source']}:{waiver['line']}"
+        self.reason: str = waiver["reason"]
+        self.properties = {"approvedBy": waiver["approved_by"], "expires": str(self.expires)}
+        if waiver.get("ticket"):
+            self.properties["ticket"] = waiver["ticket"]
+
+
+def _waiver(finding: Finding, waivers: Sequence[_Waiver], today: datetime.date,
             notes: list[str], used: set[int]) -> Suppression | None:
     for i, waiver in enumerate(waivers):
-        if waiver["rule"] != finding.rule_id:
+        if waiver.rule != finding.rule_id:
             continue
-        paths = waiver.get("paths")
-        if paths and not pathspec.GitIgnoreSpec.from_lines(paths).match_file(finding.location.path):
+        if waiver.spec and not waiver.spec.match_file(finding.location.path):
             continue
-        expires = datetime.date.fromisoformat(str(waiver["expires"]))
-        if expires < today:
-            notes.append(f"waiver for {waiver['rule']} ({waiver['source']}:{waiver['line']}) expired on "
-                         f"{expires}: its findings count again")
+        if waiver.expires < today:
+            notes.append(f"waiver for {waiver.rule} ({waiver.where}) expired on {waiver.expires}: "
+                         "its findings count again")
             continue
         used.add(i)
-        properties = {"approvedBy": waiver["approved_by"], "expires": str(expires)}
-        if waiver.get("ticket"):
-            properties["ticket"] = waiver["ticket"]
-        return Suppression("external", waiver["reason"], f"{waiver['source']}:{waiver['line']}", properties)
+        return Suppression("external", waiver.reason, waiver.where, dict(waiver.properties))
     return None
