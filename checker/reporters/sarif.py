@@ -43,6 +43,7 @@ def build(result: ScanResult, alerts_only: bool = False) -> om.SarifLog:
     rules = [r for r in rules if r.id in reported or r.engine == "python"]
     index = {r.id: i for i, r in enumerate(rules)}
     taxonomies = _taxonomies(result, rules)
+    refs = _taxon_refs(rules, taxonomies)
     prefix = _repo_prefix(result)
     shown = [f for f in result.findings if f.is_open] if alerts_only else result.findings
     findings = sorted(shown, key=lambda f: (-f.severity.rank, f.location, f.rule_id))
@@ -51,12 +52,12 @@ def build(result: ScanResult, alerts_only: bool = False) -> om.SarifLog:
         tool=om.Tool(driver=om.ToolComponent(
             name="checker", semantic_version=result.versions.get("checker"),
             version=result.versions.get("checker"), information_uri=INFORMATION_URI,
-            rules=[_rule(r, taxonomies) for r in rules],
+            rules=[_rule(r, refs[r.id]) for r in rules],
             supported_taxonomies=[om.ToolComponentReference(name=t.name, index=i)
                                   for i, t in enumerate(taxonomies)] or None,
         )),
         taxonomies=taxonomies or None,
-        results=[_result(f, index, prefix, result.rules.get(f.rule_id), taxonomies) for f in findings],
+        results=[_result(f, index, prefix, refs.get(f.rule_id, [])) for f in findings],
         invocations=[om.Invocation(
             execution_successful=not result.problems,
             start_time_utc=result.started, end_time_utc=result.finished,
@@ -107,21 +108,22 @@ def _taxonomies(result: ScanResult, rules: list[Rule]) -> list[om.ToolComponent]
     ]
 
 
-def _taxon_refs(rule: Rule | None, taxonomies: list[om.ToolComponent]) -> list[tuple[str, int, int]]:
-    """(control id, taxonomy index, taxon index) of each control a rule supports."""
-    if rule is None:
-        return []
-    out = []
-    for control in rule.controls:
-        framework, _, control_id = control.partition(":")
-        for t_index, taxonomy in enumerate(taxonomies):
-            if taxonomy.name == framework:
-                ids = [taxon.id for taxon in taxonomy.taxa]
-                out.append((control_id, t_index, ids.index(control_id)))
-    return out
+def _taxon_refs(rules: list[Rule], taxonomies: list[om.ToolComponent]) -> dict[str, list[Any]]:
+    """Rule id -> references to the taxa (controls) it supports; shared by rules and their results."""
+    where = {(t.name, taxon.id): (t_index, x_index)
+             for t_index, t in enumerate(taxonomies) for x_index, taxon in enumerate(t.taxa)}
+    refs: dict[str, list[Any]] = {}
+    for rule in rules:
+        refs[rule.id] = []
+        for control in rule.controls:
+            framework, _, control_id = control.partition(":")
+            tax, taxon = where[(framework, control_id)]
+            refs[rule.id].append(om.ReportingDescriptorReference(
+                id=control_id, index=taxon, tool_component=om.ToolComponentReference(name=framework, index=tax)))
+    return refs
 
 
-def _rule(rule: Rule, taxonomies: list[om.ToolComponent]) -> om.ReportingDescriptor:
+def _rule(rule: Rule, taxa: list[Any]) -> om.ReportingDescriptor:
     markdown = f"**{rule.title}**\n\n{rule.help or rule.description}\n\n"
     if rule.rationale:
         markdown += f"**Why**: {rule.rationale}\n\n"
@@ -145,19 +147,11 @@ def _rule(rule: Rule, taxonomies: list[om.ToolComponent]) -> om.ReportingDescrip
             "engine": rule.engine,
             **({"controls": list(rule.controls)} if rule.controls else {}),
         },
-        relationships=[
-            om.ReportingDescriptorRelationship(
-                target=om.ReportingDescriptorReference(
-                    id=control_id, index=taxon, tool_component=om.ToolComponentReference(
-                        name=taxonomies[tax].name, index=tax)),
-                kinds=["relevant"])
-            for control_id, tax, taxon in _taxon_refs(rule, taxonomies)
-        ] or None,
+        relationships=[om.ReportingDescriptorRelationship(target=ref, kinds=["relevant"]) for ref in taxa] or None,
     )
 
 
-def _result(f: Finding, index: dict[str, int], prefix: str, rule: Rule | None,
-            taxonomies: list[om.ToolComponent]) -> om.Result:
+def _result(f: Finding, index: dict[str, int], prefix: str, taxa: list[Any]) -> om.Result:
     location = om.Location(
         physical_location=om.PhysicalLocation(
             artifact_location=om.ArtifactLocation(uri=prefix + f.location.path, uri_base_id=SRCROOT),
@@ -171,8 +165,7 @@ def _result(f: Finding, index: dict[str, int], prefix: str, rule: Rule | None,
         partial_fingerprints={FINGERPRINT_KEY: f.fingerprint},
         properties={"severity": f.severity.value, **({"resource": f.resource} if f.resource else {})},
         baseline_state=f.baseline_state or None,
-        taxa=[om.ReportingDescriptorReference(id=control_id, index=taxon, tool_component=om.ToolComponentReference(
-            name=taxonomies[tax].name, index=tax)) for control_id, tax, taxon in _taxon_refs(rule, taxonomies)] or None,
+        taxa=taxa or None,
     )
     if f.suppression:
         out.suppressions = [om.Suppression(
