@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
-from checker import gate, scan
+from checker import gate, scan, settings
 from checker.errors import CheckerError
+from checker.output import printable, write_atomic
 from checker.reporters import Format, renderer
 
 FAIL_ON = click.Choice(gate.FAIL_ON_CHOICES)
@@ -23,7 +24,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except CheckerError as error:
-            click.echo(f"checker: error: {error}", err=True)
+            click.echo(f"checker: error: {printable(str(error))}", err=True)
             ctx.exit(error.exit_code)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
@@ -31,8 +32,8 @@ class _Group(click.Group):
             import traceback
 
             traceback.print_exc()
-            click.echo(f"checker: internal error, the scan did not complete: {type(error).__name__}: {error}",
-                       err=True)
+            click.echo(f"checker: internal error, the scan did not complete: {type(error).__name__}: "
+                       f"{printable(str(error))}", err=True)
             ctx.exit(3)
 
 
@@ -49,13 +50,30 @@ def main() -> None:
     Example:
       checker scan . --sarif-output results.sarif
     """
+    settings.current.cache_clear()
+    settings.current()  # every CHECKER_* variable, read once per invocation: a malformed one is exit 2
+
+
+def ruleset_options(func: Any) -> Any:
+    """--ruleset, --base and --trust-repo-policies: every command that reads a ruleset takes them."""
+    func = click.option("--trust-repo-policies", is_flag=True,
+                        help="Load Python checks from folders the repository's own ruleset names "
+                             "(its code runs). Off: only bundled, plugin and --base checks load.")(func)
+    func = click.option("--base", "base_ref", metavar="NAME|FILE[@sha256:HEX]",
+                        help="The organisation's layer under every other: its locks bind the repository's "
+                             "ruleset; with a digest, any other content is refused. Default: $CHECKER_BASE.")(func)
+    return click.option("-r", "--ruleset", "ruleset_ref", metavar="NAME|FILE",
+                        help="A bundled ruleset by name or a ruleset file. Default: .checker.yaml of the scanned "
+                             "folder if present, else org-baseline (or the --base alone).")(func)
+
+
+def _base(base_ref: str | None) -> str | None:
+    return base_ref or settings.current().base
 
 
 @main.command("scan")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
-@click.option("-r", "--ruleset", "ruleset_ref", metavar="NAME|FILE",
-              help="A bundled ruleset by name or a ruleset file. Default: .checker.yaml of the scanned "
-                   "folder if present, else org-baseline.")
+@ruleset_options
 @click.option("--format", "fmt", type=click.Choice([f.value for f in Format]), default="text", show_default=True,
               help="Format written to standard output.")
 @click.option("--sarif-output", type=OUTPUT, help="Also write the complete SARIF audit record here.")
@@ -67,9 +85,10 @@ def main() -> None:
 @click.option("--fail-on", type=FAIL_ON, help="Override the ruleset's gate threshold.")
 @click.option("--baseline", type=click.Path(exists=True, dir_okay=False),
               help="A previous SARIF: findings already in it do not fail the gate.")
-def scan_command(paths: tuple[str, ...], ruleset_ref: str | None, fmt: str, sarif_output: str | None,
-                 code_scanning_output: str | None, json_output: str | None, junit_output: str | None,
-                 markdown_output: str | None, fail_on: str | None, baseline: str | None) -> None:
+def scan_command(paths: tuple[str, ...], ruleset_ref: str | None, base_ref: str | None, trust_repo_policies: bool,
+                 fmt: str, sarif_output: str | None, code_scanning_output: str | None, json_output: str | None,
+                 junit_output: str | None, markdown_output: str | None, fail_on: str | None,
+                 baseline: str | None) -> None:
     """Scan PATHS (folders or files; default: the current folder) and gate on the findings.
 
     \b
@@ -78,22 +97,24 @@ def scan_command(paths: tuple[str, ...], ruleset_ref: str | None, fmt: str, sari
       checker scan infra/ k8s/deploy.yaml -r pci-dss
       checker scan . --format sarif > results.sarif
       checker scan . --sarif-output results.sarif --fail-on critical
+      checker scan . --base org-baseline@sha256:<digest>           # in CI: the organisation's layer
     """
-    result = scan.run(scan.Options(paths=paths or (".",), ruleset=ruleset_ref, fail_on=fail_on, baseline=baseline))
+    result = scan.run(scan.Options(paths=paths or (".",), ruleset=ruleset_ref, fail_on=fail_on, baseline=baseline,
+                                   base=_base(base_ref), trust_repo_policies=trust_repo_policies))
     outputs = ((sarif_output, Format.SARIF), (json_output, Format.JSON), (junit_output, Format.JUNIT),
                (markdown_output, Format.MARKDOWN))
     for path, out_fmt in outputs:
         if path:
-            Path(path).write_text(renderer(out_fmt)(result), encoding="utf-8")
+            write_atomic(path, renderer(out_fmt)(result))
     if code_scanning_output:
         from checker.reporters import sarif
 
-        Path(code_scanning_output).write_text(sarif.render_alerts(result), encoding="utf-8")
+        write_atomic(code_scanning_output, sarif.render_alerts(result))
     click.echo(renderer(Format(fmt))(result), nl=False)
     decision = result.decision
     if decision.exit_code == gate.INCOMPLETE:
         for problem in result.problems:
-            click.echo(f"checker: could not check: {problem}", err=True)
+            click.echo(f"checker: could not check: {printable(str(problem))}", err=True)
     sys.exit(decision.exit_code)
 
 
@@ -103,16 +124,16 @@ def rules_group() -> None:
 
 
 @rules_group.command("list")
-@click.option("-r", "--ruleset", "ruleset_ref", metavar="NAME|FILE", help="Ruleset (default as for scan).")
+@ruleset_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def rules_list(ruleset_ref: str | None, fmt: str) -> None:
+def rules_list(ruleset_ref: str | None, base_ref: str | None, trust_repo_policies: bool, fmt: str) -> None:
     """Every rule the ruleset selects, with its severity, controls and whether it is active.
 
     \b
     Example:
       checker rules list -r org-baseline --format json
     """
-    ruleset = scan.resolve_ruleset(ruleset_ref, Path.cwd())
+    ruleset = scan.resolve_ruleset(ruleset_ref, Path.cwd(), _base(base_ref), trust_repo_policies)
     from checker.ruleset import select_rules
 
     rules = select_rules(ruleset, scan.catalogue(ruleset))
@@ -122,21 +143,21 @@ def rules_list(ruleset_ref: str | None, fmt: str) -> None:
     for rule in rules.values():
         state = f"  (inactive: {rule.inactive_reason})" if rule.inactive_reason else ""
         controls = f"  [{', '.join(rule.controls)}]" if rule.controls else ""
-        click.echo(f"{rule.id:22} {rule.severity.value:8} {rule.engine:8} {rule.title}{controls}{state}")
-    click.echo(f"{len(rules)} rule(s) selected by {ruleset.name} {ruleset.version}")
+        click.echo(printable(f"{rule.id:22} {rule.severity.value:8} {rule.engine:8} {rule.title}{controls}{state}"))
+    click.echo(printable(f"{len(rules)} rule(s) selected by {ruleset.name} {ruleset.version}"))
 
 
 @rules_group.command("explain")
 @click.argument("rule_id")
-@click.option("-r", "--ruleset", "ruleset_ref", metavar="NAME|FILE", help="Ruleset (default as for scan).")
-def rules_explain(rule_id: str, ruleset_ref: str | None) -> None:
+@ruleset_options
+def rules_explain(rule_id: str, ruleset_ref: str | None, base_ref: str | None, trust_repo_policies: bool) -> None:
     """Explain one rule: what it checks, why, how to fix it, and its controls.
 
     \b
     Example:
       checker rules explain ORG-GHA-001
     """
-    ruleset = scan.resolve_ruleset(ruleset_ref, Path.cwd())
+    ruleset = scan.resolve_ruleset(ruleset_ref, Path.cwd(), _base(base_ref), trust_repo_policies)
     rules = scan.catalogue(ruleset)
     if rule_id not in rules:
         raise click.UsageError(f"unknown rule id {rule_id!r}; `checker rules list` shows them")
@@ -167,25 +188,34 @@ def ruleset_group() -> None:
 
 @ruleset_group.command("validate")
 @click.argument("file", type=click.Path(path_type=str))
-def ruleset_validate(file: str) -> None:
-    """Validate a ruleset file: schema, extends chain and every rule id it names (exit 0 or 2).
+@click.option("--base", "base_ref", metavar="NAME|FILE[@sha256:HEX]",
+              help="Validate FILE on top of the organisation's layer: its locks must hold. Default: $CHECKER_BASE.")
+@click.option("--trust-repo-policies", is_flag=True, help="Load the Python checks FILE's policy_paths name.")
+def ruleset_validate(file: str, base_ref: str | None, trust_repo_policies: bool) -> None:
+    """Validate a ruleset file: schema, extends chain, locks and every rule id it names (exit 0 or 2).
 
     \b
-    Example:
+    Examples:
       checker ruleset validate .checker.yaml
+      checker ruleset validate .checker.yaml --base org-baseline
     """
     from checker.ruleset import load_ruleset, select_rules
 
-    ruleset = load_ruleset(file)
+    ruleset = load_ruleset(file, base=_base(base_ref), repository=scan.repository_top(Path(file).parent),
+                           trust_repo_policies=trust_repo_policies)
     rules = select_rules(ruleset, scan.catalogue(ruleset))
-    click.echo(f"{file}: valid: {ruleset.name} {ruleset.version}, {len(rules)} rule(s) selected, "
-               f"digest sha256:{ruleset.digest}")
+    click.echo(printable(f"{file}: valid: {ruleset.name} {ruleset.version}, {len(rules)} rule(s) selected, "
+                         f"digest sha256:{ruleset.digest}"))
 
 
 @ruleset_group.command("show")
 @click.argument("ref", metavar="NAME|FILE")
-def ruleset_show(ref: str) -> None:
-    """Print the resolved ruleset (after `extends`) as YAML, with the layers it came from.
+@click.option("--base", "base_ref", metavar="NAME|FILE[@sha256:HEX]",
+              help="Show REF on top of the organisation's layer. Default: $CHECKER_BASE.")
+def ruleset_show(ref: str, base_ref: str | None) -> None:
+    """Print the resolved ruleset (after `extends`) as YAML, with the layers it came from and what is locked.
+
+    `digest` is what `--base NAME@sha256:HEX` pins.
 
     \b
     Example:
@@ -195,10 +225,27 @@ def ruleset_show(ref: str) -> None:
 
     from checker.ruleset import load_ruleset
 
-    ruleset = load_ruleset(ref)
-    data = {"layers": [{"name": l.name, "file": l.path, "digest": f"sha256:{l.digest}"} for l in ruleset.layers],
-            "digest": f"sha256:{ruleset.digest}", **ruleset.as_dict(), "origins": dict(ruleset.origins)}
+    ruleset = load_ruleset(ref, base=_base(base_ref), repository=scan.repository_top(Path.cwd()),
+                           trust_repo_policies=True)  # shown, not run: no check is imported
+    data = {"layers": [{"name": layer.name, "file": layer.path, "digest": f"sha256:{layer.digest}"}
+                       for layer in ruleset.layers],
+            "digest": f"sha256:{ruleset.digest}", **ruleset.as_dict(), "locked": _locked(ruleset),
+            "origins": dict(ruleset.origins)}
     click.echo(yaml.safe_dump(data, sort_keys=False, default_flow_style=False), nl=False)
+
+
+def _locked(ruleset: Any) -> dict[str, str]:
+    """Each locked setting -> the lock that holds it (what a later layer may not loosen)."""
+    out: dict[str, str] = {}
+    for lock in ruleset.locks:
+        for key, setting in (("fail_on", "gate.fail_on"), ("allow_inline", "gate.allow_inline"),
+                             ("approvers", "waivers[].approved_by"), ("repo_policies", "checks.policy_paths"),
+                             ("ignore", "ignore")):
+            if getattr(lock, key) not in (None, True):
+                out[setting] = lock.name(key)
+        for glob in lock.rules:
+            out[f"rules {glob}"] = lock.name("rules")
+    return out
 
 
 @main.command("gate")
@@ -232,8 +279,9 @@ def baseline_group() -> None:
 @baseline_group.command("update")
 @click.argument("baseline_file", type=click.Path(dir_okay=False))
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
-@click.option("-r", "--ruleset", "ruleset_ref", metavar="NAME|FILE", help="Ruleset (default as for scan).")
-def baseline_update(baseline_file: str, paths: tuple[str, ...], ruleset_ref: str | None) -> None:
+@ruleset_options
+def baseline_update(baseline_file: str, paths: tuple[str, ...], ruleset_ref: str | None, base_ref: str | None,
+                    trust_repo_policies: bool) -> None:
     """Scan PATHS and roll BASELINE_FILE forward to what is found now (new findings are accepted).
 
     \b
@@ -243,12 +291,13 @@ def baseline_update(baseline_file: str, paths: tuple[str, ...], ruleset_ref: str
     from checker.reporters import sarif
 
     previous = baseline_file if Path(baseline_file).is_file() else None
-    result = scan.run(scan.Options(paths=paths or (".",), ruleset=ruleset_ref, baseline=previous))
+    result = scan.run(scan.Options(paths=paths or (".",), ruleset=ruleset_ref, baseline=previous,
+                                   base=_base(base_ref), trust_repo_policies=trust_repo_policies))
     if result.problems:
         for problem in result.problems:
-            click.echo(f"checker: could not check: {problem}", err=True)
+            click.echo(f"checker: could not check: {printable(str(problem))}", err=True)
         raise CheckerError("the scan did not complete, so the baseline was not updated") from None
-    Path(baseline_file).write_text(sarif.render(result), encoding="utf-8")
+    write_atomic(baseline_file, sarif.render(result))
     new = sum(f.baseline_state in ("new", "") for f in result.findings)
     click.echo(f"{baseline_file}: {len(result.findings)} finding(s) baselined: {new} new, "
                f"{len(result.findings) - new} unchanged, {len(result.fixed)} fixed since the last baseline")

@@ -9,6 +9,14 @@ import sys
 
 def main() -> None:
     argv = sys.argv[1:]
+    from checker import settings
+    from checker.errors import ConfigError
+
+    try:
+        settings.current()  # every CHECKER_* variable, checked before anything runs
+    except ConfigError as error:
+        sys.stderr.write(f"checker: error: {error}\n")
+        sys.exit(error.exit_code)
     if argv[:1] == ["scan"]:
         from checker import warm
 

@@ -138,7 +138,7 @@ def with_fingerprints(findings: list[Finding]) -> list[Finding]:
         identity = f.identity()
         nth = seen.get(identity, 0)
         seen[identity] = nth + 1
-        digest = hashlib.sha256(f"{identity}|{nth}".encode()).hexdigest()[:32]
+        digest = hashlib.sha256(f"{identity}|{nth}".encode("utf-8", "surrogateescape")).hexdigest()[:32]
         out.append(dataclasses.replace(f, fingerprint=digest))
     return out
 

@@ -24,6 +24,8 @@ class Options:
     ruleset: str | None = None
     fail_on: str | None = None
     baseline: str | None = None
+    base: str | None = None  # the organisation's pinned layer (--base / CHECKER_BASE)
+    trust_repo_policies: bool = False
 
 
 def scan_root(paths: Sequence[str]) -> Path:
@@ -33,19 +35,40 @@ def scan_root(paths: Sequence[str]) -> Path:
     return Path.cwd().resolve()
 
 
-def resolve_ruleset(ref: str | None, root: Path) -> Ruleset:
-    """--ruleset, else the repository's .checker.yaml, else the bundled org-baseline."""
-    if ref:
-        return load_ruleset(ref)
-    local = repository_ruleset(root)
-    return load_ruleset(str(local)) if local else load_ruleset("org-baseline")
+def resolve_ruleset(ref: str | None, root: Path, base: str | None = None, trust_repo_policies: bool = False) -> Ruleset:
+    """--ruleset, else the repository's .checker.yaml, else the bundled org-baseline; on top of --base.
+
+    With a base and no ruleset of the repository's own, the base alone applies.
+    """
+    repository = repository_top(root)
+    if not ref:
+        local = repository_ruleset(root)
+        ref = str(local) if local else None if base else "org-baseline"
+    return load_ruleset(ref, base=base, repository=repository, trust_repo_policies=trust_repo_policies)
+
+
+def repository_top(root: Path) -> Path:
+    """The repository being judged: the git checkout holding the scanned folder, else the folder."""
+    root = root.resolve()
+    return next((folder for folder in (root, *root.parents) if (folder / ".git").exists()), root)
 
 
 def repository_ruleset(root: Path) -> Path | None:
-    """The nearest .checker.yaml in the scanned folder or above it, up to the repository's top."""
+    """The nearest .checker.yaml in the scanned folder or above it, up to the repository's top.
+
+    A name that is there but is not a regular file (a link, a folder, a FIFO) is an error,
+    never silently replaced by the default ruleset.
+    """
     for folder in (root, *root.parents):
-        if (folder / REPO_RULESET).is_file():
-            return folder / REPO_RULESET
+        candidate = folder / REPO_RULESET
+        if candidate.is_symlink() or candidate.exists():
+            if candidate.is_symlink() and not candidate.resolve().is_relative_to(repository_top(root)):
+                raise ConfigError(f"{candidate}: is a symbolic link to {candidate.resolve()}, outside the scanned "
+                                  "repository; it is not followed")
+            if not candidate.is_file():
+                raise ConfigError(f"{candidate}: is not a regular file, so it cannot be read as the repository's "
+                                  "ruleset")
+            return candidate
         if (folder / ".git").exists():
             return None
     return None
@@ -67,9 +90,9 @@ def run(options: Options, today: datetime.date | None = None) -> ScanResult:
     started = _now()
     known = baseline.fingerprints(options.baseline) if options.baseline else None
     root = scan_root(options.paths)
-    ruleset = resolve_ruleset(options.ruleset, root)
+    ruleset = resolve_ruleset(options.ruleset, root, options.base, options.trust_repo_policies)
     rules = select_rules(ruleset, catalogue(ruleset))
-    discovery = discover(root, [Path(p) for p in options.paths], ruleset.ignore, ruleset.base)
+    discovery = discover(root, [Path(p) for p in options.paths], ruleset.ignore, ruleset.base, ruleset.limits)
     findings, problems, notes = [], list(discovery.problems), list(discovery.notes)
     if discovery.ignored:
         notes.append(f"{len(discovery.ignored)} path(s) left out by .gitignore or the ruleset's ignore: "

@@ -9,7 +9,7 @@ a clean copy of the pre-imported process and the results are the same as a cold 
 
 Off in CI (`CI` set) and with CHECKER_WARM=0. The socket lives in a folder only the user can
 enter and is named after the interpreter, the versions and the tool's source files, so an
-upgrade or an edit starts a new server; an idle server exits after IDLE_SECONDS.
+upgrade or an edit starts a new server; an idle server exits after CHECKER_WARM_IDLE seconds.
 """
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-IDLE_SECONDS = int(os.environ.get("CHECKER_WARM_IDLE", 20 * 60))
+from checker import settings
+
 PRELOAD = (  # the runners of the frameworks a repository most often has
     "checkov.kubernetes.runner", "checkov.terraform.runner", "checkov.cloudformation.runner",
     "checkov.dockerfile.runner", "checkov.github_actions.runner", "checkov.gitlab_ci.runner",
@@ -37,7 +38,7 @@ PRELOAD = (  # the runners of the frameworks a repository most often has
 
 
 def enabled() -> bool:
-    return not os.environ.get("CI") and os.environ.get("CHECKER_WARM", "1") != "0" and hasattr(socket, "AF_UNIX")
+    return not os.environ.get("CI") and settings.current().warm and hasattr(socket, "AF_UNIX")
 
 
 def socket_path() -> Path:
@@ -79,7 +80,7 @@ def _start(path: Path) -> None:
 
 
 def serve(path: Path) -> None:
-    """Pre-import Checkov, then fork a child per request until idle for IDLE_SECONDS."""
+    """Pre-import Checkov, then fork a child per request until idle for CHECKER_WARM_IDLE seconds."""
     server = _bind(path)
     if server is None:
         return  # another server is alive
@@ -91,7 +92,7 @@ def serve(path: Path) -> None:
         if socket_path() != path:
             return  # this interpreter imported other code than the client that asked for it
         signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
-        server.settimeout(IDLE_SECONDS)
+        server.settimeout(settings.current().warm_idle)
         while True:
             try:
                 connection, _ = server.accept()
@@ -147,6 +148,7 @@ def _child(connection: socket.socket) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         os.environ["CHECKER_WARM"] = "0"
+        settings.current.cache_clear()  # the client's variables, not the server's
         os.chdir(request["cwd"])
         from checker.cli import main
 

@@ -56,7 +56,7 @@ def test_a_binary_file_with_a_yaml_name_is_named_not_skipped(cli, write, tmp_pat
     write("rules.yaml", ruleset_text(["ORG-*"]))
     result = cli("scan", str(tmp_path / "k8s"), "-r", str(tmp_path / "rules.yaml"))
     assert result.exit_code == 3
-    assert "blob.yaml: is not UTF-8 text (a binary file?)" in result.output
+    assert "blob.yaml: is not UTF-8" in result.output
 
 
 def test_unknown_rule_id_is_a_configuration_error_with_file_and_line(cli, write, tmp_path):

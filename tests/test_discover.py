@@ -1,9 +1,19 @@
 """Discovery: kinds by path and content, .gitignore honoured, nothing unparseable passed over silently."""
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
 from pathlib import Path
 
+import pytest
+
 from checker.discover import discover
+from checker.documents import Limits
+from checker.errors import ConfigError
 
 
 def kinds(root: Path, ignore=()) -> dict[str, str]:
@@ -89,3 +99,295 @@ def test_the_repository_ruleset_applies_to_a_subfolder_scan_with_its_ignores(wri
     assert doc["ruleset"]["name"] == "repo-rules"
     assert [f["path"] for f in doc["findings"]] == ["pod.yaml"]
     assert "1 path(s) left out by .gitignore or the ruleset's ignore: generated" in doc["notes"]
+
+
+# --- nothing outside the root, nothing but regular files, nothing past the limits --------------------------
+
+POD = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n"
+
+
+@contextlib.contextmanager
+def within(seconds: int):
+    """Fail instead of hanging (a FIFO opened for reading blocks until a writer comes)."""
+    def expire(*_):
+        raise TimeoutError(f"discovery did not finish in {seconds} s")
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def problems(found) -> dict[str, str]:
+    return {p.path: p.message for p in found.problems}
+
+
+def test_a_fifo_is_never_opened_and_one_by_a_checked_name_is_a_problem(write, tmp_path):
+    write("pod.yaml", POD)
+    os.mkfifo(tmp_path / "x.yaml")
+    os.mkfifo(tmp_path / "pipe")
+    with within(10):
+        found = discover(tmp_path, [tmp_path])
+    assert [s.path for s in found.sources] == ["pod.yaml"]
+    assert problems(found) == {"x.yaml": "is a FIFO (named pipe), not a regular file; it was not read, so not checked"}
+    assert found.refused == ("pipe", "x.yaml")
+    assert "pipe" in " ".join(found.notes) and "x.yaml" not in found.files
+
+
+def test_a_fifo_named_on_the_command_line_is_not_opened(tmp_path):
+    os.mkfifo(tmp_path / "x.yaml")
+    with within(10):
+        found = discover(tmp_path, [tmp_path / "x.yaml"])
+    assert list(problems(found)) == ["x.yaml"] and found.refused == ("x.yaml",)
+
+
+def test_a_socket_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a socket's path must be short
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind("kustomization.yaml")
+        found = discover(tmp_path, [tmp_path])
+    assert problems(found) == {"kustomization.yaml": "is a socket, not a regular file; it was not read, so not checked"}
+
+
+def test_symbolic_links_are_never_followed(write, tmp_path):
+    outside = tmp_path / "outside"
+    root = tmp_path / "root"
+    (outside / "k8s").mkdir(parents=True)
+    (outside / "k8s" / "pod.yaml").write_text(POD)
+    (outside / "notes.txt").write_text("x\n")
+    (root / "real").mkdir(parents=True)
+    (root / "real" / "pod.yaml").write_text(POD)
+    (root / "folder").symlink_to(outside / "k8s")
+    (root / "secret.yaml").symlink_to(outside / "k8s" / "pod.yaml")
+    (root / "readme.txt").symlink_to(outside / "notes.txt")
+    (root / "gone.yaml").symlink_to(tmp_path / "missing.yaml")
+    (root / "alias.yaml").symlink_to(root / "real" / "pod.yaml")
+    (root / "real-link").symlink_to("real")
+    found = discover(root, [root])
+    assert [s.path for s in found.sources] == ["real/pod.yaml"]
+    assert problems(found) == {
+        "folder": "is a symbolic link to outside the scanned root; not followed, so not checked",
+        "secret.yaml": "is a symbolic link to outside the scanned root; not followed, so not checked",
+        "gone.yaml": "is a symbolic link to a missing path; not followed, so not checked",
+    }
+    assert found.refused == ("alias.yaml", "folder", "gone.yaml", "readme.txt", "real-link", "secret.yaml")
+    assert any("readme.txt" in note for note in found.notes)
+    assert not any("alias.yaml" in note or "real-link" in note for note in found.notes)
+    assert found.files == ("real/pod.yaml",)
+
+
+def test_a_path_named_on_the_command_line_that_links_outside_is_a_config_error(tmp_path):
+    (tmp_path / "outside.yaml").write_text(POD)
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "link.yaml").symlink_to(tmp_path / "outside.yaml")
+    with pytest.raises(ConfigError, match="symbolic link to outside the scanned root"):
+        discover(root, [root / "link.yaml"])
+
+
+def test_the_gitignore_file_itself_is_not_followed_through_a_link(write, tmp_path):
+    write("outside/ignore", "*.yaml\n")
+    write("root/pod.yaml", POD)
+    (tmp_path / "root" / ".gitignore").symlink_to(tmp_path / "outside" / "ignore")
+    found = discover(tmp_path / "root", [tmp_path / "root"])
+    assert [s.path for s in found.sources] == ["pod.yaml"] and ".gitignore" in found.refused
+
+
+def git(root, *args):
+    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"})
+
+
+@pytest.mark.skipif(not shutil.which("git"), reason="needs git")
+def test_in_a_git_checkout_tracked_files_are_scanned_whatever_gitignore_says(write, tmp_path):
+    write(".gitignore", "build/\n*.local.yaml\n")
+    write("build/tracked.yaml", POD)
+    write("build/untracked.yaml", POD)
+    write("app.local.yaml", POD)
+    write("other.local.yaml", POD)
+    write("vendor/pod.yaml", POD)
+    write("build/.gitignore", "*.yaml\n")  # the only .gitignore a scan of build/ reads
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", ".gitignore", "vendor/pod.yaml")
+    git(tmp_path, "add", "-f", "build/tracked.yaml", "app.local.yaml")
+    found = discover(tmp_path, [tmp_path], ["vendor/"])
+    assert [s.path for s in found.sources] == ["app.local.yaml", "build/tracked.yaml"]
+    assert sorted(found.ignored) == ["build/.gitignore", "build/untracked.yaml", "other.local.yaml", "vendor"]
+    sub = discover(tmp_path / "build", [tmp_path / "build"])  # git answers for a subfolder root too
+    assert [s.path for s in sub.sources] == ["tracked.yaml"] and sub.ignored == ("untracked.yaml",)
+
+
+@pytest.mark.skipif(not shutil.which("git"), reason="needs git")
+def test_a_checkout_git_cannot_list_applies_no_gitignore(write, tmp_path):
+    write(".gitignore", "*.yaml\n")
+    write("pod.yaml", POD)
+    git(tmp_path, "init", "-q")
+    (tmp_path / ".git" / "index").write_bytes(b"not an index")
+    found = discover(tmp_path, [tmp_path])
+    assert [s.path for s in found.sources] == ["pod.yaml"] and not found.ignored
+    (note,) = found.notes
+    assert note.startswith("`git ls-files` failed: ")
+    assert note.endswith(", so .gitignore files were not applied: every file was scanned")
+
+
+def test_outside_git_gitignore_applies_as_written(write, tmp_path):
+    write(".gitignore", "*.local.yaml\n")
+    write("a.local.yaml", POD)
+    assert discover(tmp_path, [tmp_path]).ignored == ("a.local.yaml",)
+
+
+def test_a_file_past_the_size_limit_is_refused_unread(write, tmp_path):
+    write("big.yaml", POD + "#" * 2_000 + "\n")
+    write("blob.bin", "x" * 2_000)
+    write("pod.yaml", POD)
+    found = discover(tmp_path, [tmp_path], limits=Limits(max_file_bytes=1_000))
+    assert [s.path for s in found.sources] == ["pod.yaml"]
+    (problem,) = found.problems
+    assert problem.path == "big.yaml"
+    size = (tmp_path / "big.yaml").stat().st_size
+    assert problem.message == (f"is {size:,} bytes, over the limit of 1,000 bytes a file; it was not read, so not checked "
+                               "(raise `limits.max_file_bytes` in the ruleset to check it)")
+    assert found.refused == ("big.yaml", "blob.bin")
+    assert any("blob.bin" in note and "limits.max_file_bytes" in note for note in found.notes)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-be", "utf-32"])
+def test_text_with_a_byte_order_mark_is_decoded_and_checked(tmp_path, encoding):
+    bom = {"utf-16-be": b"\xfe\xff"}.get(encoding, b"")
+    (tmp_path / "pod.yaml").write_bytes(bom + POD.encode(encoding))
+    (tmp_path / "list.json").write_bytes(bom + '{"apiVersion": "v1", "kind": "List", "items": []}'.encode(encoding))
+    found = discover(tmp_path, [tmp_path])
+    assert kinds(tmp_path) == {"pod.yaml": "kubernetes", "list.json": "kubernetes"}
+    assert not found.problems and not found.notes
+    assert found.sources[1].documents[0]["metadata"].line == 3
+
+
+def test_undecodable_yaml_stays_a_problem(tmp_path):
+    (tmp_path / "pod.yaml").write_bytes(b"apiVersion: v1\nkind: \xff\xfe\xfd\n")
+    assert list(problems(discover(tmp_path, [tmp_path]))) == ["pod.yaml"]
+
+
+def test_json_nested_too_deep_is_a_problem(tmp_path):
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (tmp_path / "deeper.json").write_text('{"a": ' * 300 + "1" + "}" * 300)
+    found = discover(tmp_path, [tmp_path])
+    assert problems(found)["deep.json"] == "is JSON nested too deep to read, so it could not be checked"
+    assert "limits.max_yaml_depth" in problems(found)["deeper.json"]
+    assert found.refused == ("deep.json", "deeper.json")
+
+
+def test_yaml_past_the_limits_is_a_problem_with_its_line_and_refused(write, tmp_path):
+    write("bomb.yaml", "apiVersion: v1\nkind: ConfigMap\n" + 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+          + "".join(f"{n}: &{n} [{', '.join(['*' + p] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi")))
+    write("date.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  annotations:\n    until: 2025-02-30\n")
+    found = discover(tmp_path, [tmp_path])
+    bomb, date = found.problems
+    assert (bomb.path, bomb.line) == ("bomb.yaml", 8) and "alias bomb" in bomb.message
+    assert (date.path, date.line) == ("date.yaml", 5) and "day is out of range for month" in date.message
+    assert found.refused == ("bomb.yaml",)
+    assert not found.sources
+
+
+def test_kustomizations_naming_paths_outside_the_root_are_problems_and_refused(write, tmp_path):
+    write("outside/base/kustomization.yaml", "resources: [pod.yaml]\n")
+    write("outside/secret.env", "A=1\n")
+    root = tmp_path / "root"
+    write("root/overlay/kustomization.yaml", """
+        resources:
+          - ../base
+          - ../../outside/base
+          - https://github.com/org/repo//deploy?ref=v1
+          - github.com/org/repo/deploy?ref=v1
+        patches:
+          - path: ../../outside/patch.yaml
+        configMapGenerator:
+          - name: c
+            files: [app.conf, key=../../outside/secret.env]
+        openapi:
+          path: /etc/schema.json
+        """)
+    write("root/base/kustomization.yaml", "resources: [pod.yaml]\n")
+    write("root/base/pod.yaml", POD)
+    (root / "linked").symlink_to(tmp_path / "outside" / "base")
+    write("root/via-link/kustomization.yaml", "bases: [../linked]\n")
+    found = discover(root, [root])
+    got = sorted((p.path, p.line, p.message.split(" outside")[0]) for p in found.problems if "kustomization" in p.message)
+    assert got == [
+        ("overlay/kustomization.yaml", 3, "kustomization names ../../outside/base"),
+        ("overlay/kustomization.yaml", 7, "kustomization names ../../outside/patch.yaml"),
+        ("overlay/kustomization.yaml", 10, "kustomization names ../../outside/secret.env"),
+        ("overlay/kustomization.yaml", 12, "kustomization names /etc/schema.json"),
+        ("via-link/kustomization.yaml", 1, "kustomization names ../linked"),
+    ]
+    assert "it was not rendered" in found.problems[-1].message
+    assert {"overlay/kustomization.yaml", "via-link/kustomization.yaml"} <= set(found.refused)
+    assert "base/kustomization.yaml" not in found.refused
+    assert {"base/kustomization.yaml", "overlay/kustomization.yaml"} <= {s.path for s in found.sources}
+
+
+def test_a_kustomization_without_a_suffix_is_recognised(write, tmp_path):
+    write("Kustomization", "resources: [../x]\n")
+    found = discover(tmp_path, [tmp_path])
+    assert [(p.path, p.line) for p in found.problems] == [("Kustomization", 1)]
+
+
+def test_a_folder_1200_levels_deep_is_walked_without_recursion(tmp_path):
+    deep = str(tmp_path)
+    for _ in range(1_200):  # one level at a time: pathlib's and os.makedirs' parents=True recurse
+        deep += "/d"
+        os.mkdir(deep)
+    with open(deep + "/pod.yaml", "w") as stream:
+        stream.write(POD)
+    (tmp_path / ".gitignore").write_text("*.tmp\n")
+    try:
+        found = discover(tmp_path, [tmp_path], ["other/"])
+        assert [s.kind.value for s in found.sources] == ["kubernetes"]
+        assert not found.problems
+    finally:  # shutil.rmtree, which cleans pytest's temporary folders, recurses: take it down level by level
+        os.remove(deep + "/pod.yaml")
+        while deep != str(tmp_path):
+            os.rmdir(deep)
+            deep = os.path.dirname(deep)
+
+
+def test_a_path_past_path_max_is_a_problem_not_a_crash(tmp_path):
+    """Built with directory descriptors: the whole path is longer than the system accepts in one call."""
+    name = "n" * 200
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        for _ in range(25):
+            os.mkdir(name, dir_fd=fd)
+            inner = os.open(name, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        written = os.open("pod.yaml", os.O_WRONLY | os.O_CREAT, dir_fd=fd)
+        os.write(written, POD.encode())
+        os.close(written)
+    finally:
+        os.close(fd)
+    found = discover(tmp_path, [tmp_path])
+    (problem,) = found.problems
+    assert "the path is longer than the system allows" in problem.message
+    assert problem.path.startswith(name + "/") and problem.path in found.refused
+
+
+def test_json_without_a_byte_order_mark_is_read_in_the_encoding_json_allows(tmp_path):
+    (tmp_path / "list.json").write_bytes('{"apiVersion": "v1", "kind": "List", "items": []}'.encode("utf-16-le"))
+    assert kinds(tmp_path) == {"list.json": "kubernetes"}
+
+
+def test_many_files_just_under_the_file_limit_cannot_add_up_past_the_scan_budget(tmp_path: Path) -> None:
+    """Every file's documents are held at once: the scan's YAML has a budget of its own, named when spent."""
+    body = "".join(f"k{i}: v\n" for i in range(2_000))  # 4,000 node marks a file
+    for i in range(5):
+        (tmp_path / f"cm{i}.yaml").write_text(f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c{i}}}\ndata:\n"
+                                              + body.replace("k", "  k"))
+    found = discover(tmp_path, [tmp_path], limits=Limits(max_scan_yaml_nodes=10_000))
+    assert [s.path for s in found.sources] == ["cm0.yaml", "cm1.yaml"]
+    assert found.refused == ("cm2.yaml", "cm3.yaml", "cm4.yaml")
+    assert [p.path for p in found.problems] == ["cm2.yaml", "cm3.yaml", "cm4.yaml"]
+    assert "past the limit of 10,000 nodes in all" in found.problems[0].message
+    assert "`limits.max_scan_yaml_nodes`" in found.problems[0].message

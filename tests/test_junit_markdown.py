@@ -363,3 +363,63 @@ def test_junit_is_valid_xml_with_control_characters_and_repeated_names() -> None
     assert root.get("tests") == "3" and root.get("failures") == "2" and root.get("errors") == "1"
     assert root.get("time") == "3.000"
     assert "fix: Do this | that: x: a|b" in root.find(".//failure").text
+
+
+# --- hostile text from the scanned repository or the ruleset (issue 8, part 5) ------------------
+
+HOSTILE = "x\n\x1b[32mgate PASSED\u202e | [click](https://evil.example) ![i](https://evil.example/p.png) <b>`"
+
+
+def _hostile_result() -> ScanResult:
+    waiver = Suppression("external", f"ok{HOSTILE}", "rules.yaml:7",
+                         {"expires": str(datetime.date.today() + datetime.timedelta(days=3)),
+                          "approvedBy": f"eve{HOSTILE}"})
+    findings = [
+        dataclasses.replace(_finding(3, message=f"image {HOSTILE}", resource=f"Deployment/{HOSTILE}"),
+                            location=Location(f"k8s/{HOSTILE}.yaml", 3, 3)),
+        dataclasses.replace(_finding(4, message=HOSTILE, suppression=waiver), location=Location("k8s/ok.yaml", 4, 4)),
+    ]
+    result = _result(findings, (Problem(f"cannot parse {HOSTILE}", f"bad{HOSTILE}.yaml", 2, "yaml"),))
+    ruleset = SimpleNamespace(name=f"edge{HOSTILE}", version=f"1{HOSTILE}", digest="0" * 64)
+    return dataclasses.replace(result, ruleset=ruleset, notes=(f"note {HOSTILE}",))
+
+
+def _forged(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.lstrip("| -*`>").startswith("gate PASSED")]
+
+
+def test_markdown_shows_hostile_text_and_never_renders_it() -> None:
+    md = markdown.render(_hostile_result())
+    assert "\x1b" not in md and "\u202e" not in md and not _forged(md)
+    prose = re.sub(r"(?<!\\)`[^`]*`", "", md)  # code spans show their text verbatim, links included
+    assert "](https://evil" not in prose.replace("\\](https://evil", "")  # no link or image is formed
+    assert "<b>" not in prose and "&lt;b&gt;" in prose  # raw HTML only where it is shown as code
+    for table in _tables(md):
+        assert len({len(_cells(row)) for row in table}) == 1, table
+    finding = next(row for row in md.splitlines() if "`k8s/" in row)
+    assert ("`k8s/x\\n\\x1b[32mgate PASSED\\u202e \\| [click](https://evil.example) "
+            "![i](https://evil.example/p.png) <b>'.yaml:3`") in finding  # in a code span: shown verbatim
+    assert ("image x\\\\n\\\\x1b\\[32mgate PASSED\\\\u202e \\| \\[click\\](https://evil.example) "
+            "!\\[i\\](https://evil.example/p.png) &lt;b&gt;\\`") in finding  # prose: every markup escaped
+    assert "- note x\\\\n\\\\x1b\\[32mgate PASSED\\\\u202e" in md
+    assert md.count("`edgex\\n\\x1b[32mgate PASSED\\u202e") == 1
+
+
+def test_junit_shows_hostile_text_on_its_own_lines_only() -> None:
+    text = junit.render(_hostile_result())
+    assert "\x1b" not in text and "\u202e" not in text and not _forged(text)
+    root = ET.fromstring(text)
+    failure = root.find(".//failure")
+    assert failure.text.splitlines()[0] == ("k8s/x\\n\\x1b[32mgate PASSED\\u202e | [click](https://evil.example) "
+                                            "![i](https://evil.example/p.png) <b>`.yaml:3: image x\\n\\x1b[32mgate "
+                                            "PASSED\\u202e | [click](https://evil.example) "
+                                            "![i](https://evil.example/p.png) <b>`")
+    assert [line.split(":")[0] for line in failure.text.splitlines()[1:]] == ["rule", "severity", "resource", "fix"]
+    skipped = root.find(".//skipped")
+    assert [line.split(":")[0] for line in skipped.text.splitlines()] == ["k8s/ok.yaml", "suppressed (external)",
+                                                                          "by", "expires", "approvedBy"]
+    error = root.find(".//error")
+    assert error.text.splitlines()[1] == "The gate fails closed (exit 3) until this is fixed."
+    props = {p.get("name"): p.get("value") for p in root.iter("property")}
+    assert props["ruleset"] == "edgex\\n\\x1b[32mgate PASSED\\u202e | [click](https://evil.example) " \
+                               "![i](https://evil.example/p.png) <b>`"

@@ -111,6 +111,7 @@ def test_named_files_keep_the_repository_as_context(write, tmp_path):
     write("k8s/pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: api}\n")
     write("k8s/other.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: worker}\n")
     write("net/policy.yaml", "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: allow-api}\n")
-    assert run_checker("scan", "k8s/pod.yaml", cwd=tmp_path).returncode == 0  # no CODEOWNERS rule on one file
-    other = run_checker("scan", "k8s/other.yaml", cwd=tmp_path)
+    trust = "--trust-repo-policies"  # the checks live in the repository being scanned
+    assert run_checker("scan", "k8s/pod.yaml", trust, cwd=tmp_path).returncode == 0  # no CODEOWNERS rule on one file
+    other = run_checker("scan", "k8s/other.yaml", trust, cwd=tmp_path)
     assert other.returncode == 1 and "ORG-LOCAL-003" in other.stdout and "ORG-REPO-001" not in other.stdout

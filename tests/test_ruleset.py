@@ -98,5 +98,5 @@ def test_ruleset_show_prints_the_resolved_settings_and_where_each_came_from(cli,
     assert [layer["name"] for layer in shown["layers"]] == ["org-baseline", "team"]
     assert shown["gate"]["fail_on"] == "medium"
     assert shown["origins"]["gate.fail_on"].endswith("team.yaml")
-    assert shown["origins"]["organisation.approved_registries"].endswith("org-baseline.yaml")
+    assert shown["origins"]["organisation.approved_registries"] == "bundled:org-baseline"
     assert shown["digest"].startswith("sha256:")

@@ -1,27 +1,39 @@
 """The Checkov engine: runs real Checkov runners for the frameworks present and normalises results.
 
-Each framework's runner runs in a forked worker process: Checkov's global state stays out of
-ours, frameworks run in parallel, and a runner that crashes or hangs costs its own results
-only. A runner that raises is re-run file by file, so one bad file cannot blank a scan: every
-other file keeps its results and the bad one is named. Parse errors Checkov counts and skips
-become Problems (the scan fails closed).
+Each framework's runner runs in its own forked worker process: Checkov's global state stays out
+of ours, frameworks run in parallel (at most one worker per CPU), and every worker runs under a
+memory cap and a deadline, so a runner that crashes, hangs or balloons costs its own results
+only, named with the cause. A framework Checkov runs file by file is then re-run one file per
+worker, so every other file keeps its results and only the culprit is named. A runner that
+raises is narrowed down to the file the same way, inside its worker. Parse errors Checkov
+counts and skips become Problems (the scan fails closed). Paths discovery refused (symbolic
+links, FIFOs, files past our limits) are kept away from every runner.
 """
 from __future__ import annotations
 
-import concurrent.futures
+import codecs
+import collections
+import contextlib
+import ctypes
 import dataclasses
 import importlib
 import importlib.metadata
 import json
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import posixpath
 import re
+import resource
+import signal
+import time
 from collections.abc import Mapping, Sequence
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from checker import settings
 from checker.discover import Discovery
 from checker.documents import TaggedStr, YamlMap
 from checker.engines import Outcome
@@ -89,9 +101,24 @@ _GATES: Mapping[str, tuple[Kind, ...]] = {
 _PARSED: Mapping[str, tuple[Kind, ...]] = {
     **_GATES, "kubernetes": (Kind.KUBERNETES, Kind.KUSTOMIZE), "terraform_plan": (),
 }
+# Byte-order marks, longest first (UTF-32's little-endian mark begins with UTF-16's).
+_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"), (codecs.BOM_UTF8, "UTF-8 with a byte-order mark"),
+         (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"))
+# Files Checkov 3.3's runners skip without a parse error, or lose part of, by encoding and the
+# endings they apply to (found by trying each runner on a plain and an encoded copy of a file
+# with findings: CloudFormation, GitLab CI, Terraform JSON read all of them, and Terraform
+# reports a UTF-16 or UTF-32 .tf file as a parse error, which fails the scan already).
+_MISREAD: Mapping[str, Mapping[str, tuple[str, ...]]] = {
+    "kubernetes": {"UTF-8 with a byte-order mark": (".json",)},
+    "dockerfile": {"UTF-8 with a byte-order mark": ("",), "UTF-16": ("",), "UTF-32": ("",)},
+    "github_actions": {"UTF-16": ("",), "UTF-32": ("",)},
+}
 # Frameworks Checkov runs file by file, so a crash can be narrowed down to the file.
 _PER_FILE = frozenset(RUNNERS) - {"terraform", "terraform_json", "kustomize", "helm"}
-_TIMEOUT = int(os.environ.get("CHECKER_CHECKOV_TIMEOUT", "1800"))
+_OUT_OF_MEMORY = 86  # a worker's exit status when an allocation failed under its memory cap
+_AT_CAP = 8 * 2**20  # a worker this close to its memory cap can no longer allocate what it needs
+_POLL = 0.5  # seconds between looks at each worker's memory
+_PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 _GUIDE = "https://www.checkov.io/5.Policy%20Index/all.html"
 
 
@@ -116,22 +143,20 @@ class CheckovEngine:
             if rule.engine == self.name:
                 for framework in rule.kinds:
                     checks_by_framework.setdefault(framework, []).append(rule.id)
-        root = str(discovery.root.resolve())
         unrunnable = _unrunnable(discovery) if "cloudformation" in checks_by_framework else []
         outcome.problems.extend(unrunnable)
+        if "terraform" in checks_by_framework:
+            outcome.problems.extend(_modules_outside(discovery))
         jobs = []
         for framework in (f for f in RUNNERS if f in checks_by_framework):
-            skip = {p.path for p in unrunnable} if framework == "cloudformation" else set()
-            candidates = tuple(f for f in _candidates(framework, discovery) if f not in skip)
-            if not candidates:
-                continue
-            files = tuple(f for f in discovery.explicit_files if f not in skip) if discovery.explicit_files else None
-            excluded = tuple(f"^{re.escape(posixpath.join(root, p))}$" for p in (*discovery.ignored, *sorted(skip)))
-            jobs.append(_Job(framework, root, files, tuple(checks_by_framework[framework]), candidates, excluded))
+            misread = _misread(framework, discovery)
+            outcome.problems.extend(misread)
+            skip = {p.path for p in (*misread, *(unrunnable if framework == "cloudformation" else ()))}
+            jobs.extend(_job(framework, discovery, tuple(checks_by_framework[framework]), skip))
         if not jobs:
             return outcome
         kinds = {s.path: s.kind for s in discovery.sources}
-        for result in _run_jobs(jobs):
+        for result in _run_jobs(jobs, settings.current()):
             outcome.notes.extend(result.notes)
             outcome.problems.extend(result.problems)
             for path in result.parse_errors:
@@ -145,6 +170,37 @@ class CheckovEngine:
         return outcome
 
 
+def _job(framework: str, discovery: Discovery, checks: tuple[str, ...], skip: set[str]) -> list[_Job]:
+    """The job running one framework, or none when it has no file to look at.
+
+    Nothing discovery refused (symbolic links, FIFOs, files past our limits) and nothing left out
+    may reach the runner: such paths leave the explicit file list and the candidates, and become
+    exclusions for runners that walk the root themselves (Checkov follows file links on its walk).
+    """
+    barred = frozenset((*discovery.refused, *skip))
+    allowed = tuple(f for f in _candidates(framework, discovery) if not _barred(f, barred))
+    if not allowed:
+        return []
+    root = str(discovery.root.resolve())
+    files = None
+    if discovery.explicit_files:
+        files = tuple(f for f in discovery.explicit_files if not _barred(f, barred))
+    return [_Job(framework, root, files, checks, allowed, _exclusions(root, (*discovery.ignored, *barred)))]
+
+
+def _barred(path: str, barred: frozenset[str]) -> bool:
+    """Whether `path` or a folder above it is barred."""
+    parts = path.split("/")
+    return any("/".join(parts[:depth]) in barred for depth in range(1, len(parts) + 1))
+
+
+def _exclusions(root: str, paths: Sequence[str]) -> tuple[str, ...]:
+    """Paths as Checkov's excluded-path regexes: one alternation, as Checkov tries every pattern on every entry."""
+    if not paths:
+        return ()
+    return (f"^(?:{'|'.join(re.escape(posixpath.join(root, p)) for p in sorted(set(paths)))})$",)
+
+
 def _unrunnable(discovery: Discovery) -> list[Problem]:
     """CloudFormation templates Checkov's runner is known to crash on, found before it runs.
 
@@ -156,15 +212,70 @@ def _unrunnable(discovery: Discovery) -> list[Problem]:
     for source in discovery.of_kind(Kind.CLOUDFORMATION):
         for doc in source.documents:
             resources = doc.get("Resources") if isinstance(doc, dict) else None
-            for name, resource in (resources or {}).items() if isinstance(resources, dict) else ():
-                kind = resource.get("Type", "") if isinstance(resource, dict) else ""
+            for name, body in (resources or {}).items() if isinstance(resources, dict) else ():
+                kind = body.get("Type", "") if isinstance(body, dict) else ""
                 if not isinstance(kind, str) or isinstance(kind, TaggedStr):
-                    line = resource.line_of("Type") if isinstance(resource, YamlMap) else 0
+                    line = body.line_of("Type") if isinstance(body, YamlMap) else 0
                     found.append(Problem(f"resource {name} has a Type that is not a string (an AWS Rain module?), "
                                          "which Checkov cannot check, so this template was not checked by Checkov",
                                          source.path, line, "checkov"))
                     break
     return found
+
+
+def _misread(framework: str, discovery: Discovery) -> list[Problem]:
+    """The framework's files in an encoding its runner would skip or misread, each named.
+
+    Checkov reports no parse error for them: left in, a file with violations would pass.
+    """
+    encodings = _MISREAD.get(framework, {})
+    found = []
+    for path in _candidates(framework, discovery) if encodings else ():
+        encoding = _encoding(discovery.root / path)
+        if encoding in encodings and path.endswith(encodings[encoding]):
+            found.append(Problem(f"Checkov cannot read {framework} files encoded as {encoding}; it was not checked "
+                                 "by Checkov (save it as UTF-8 without a byte-order mark)", path, 0, "checkov"))
+    return found
+
+
+def _encoding(path: Path) -> str | None:
+    """The encoding a file's byte-order mark names, if it starts with one."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4)
+    except OSError:
+        return None  # discovery read it a moment ago; Checkov will say if it cannot
+    return next((name for bom, name in _BOMS if head.startswith(bom)), None)
+
+
+# A module's local `source` ("./x", "../x"; Terraform reads any other form as a registry or URL).
+_LOCAL_SOURCE = re.compile(r'^\s*"?source"?\s*[=:]\s*"(\.\.?/[^"]*)"', re.MULTILINE)
+
+
+def _modules_outside(discovery: Discovery) -> list[Problem]:
+    """Terraform modules whose local source leaves the scan root (directly or through a link).
+
+    Checkov's Terraform runner would load them and report their resources as if they were
+    ours; the worker refuses to load them (see `_confine_modules`), and each is named here,
+    with its line, so the gate fails closed rather than judging part of a configuration.
+    """
+    root = os.path.realpath(discovery.root)
+    found = []
+    for source in discovery.of_kind(Kind.TERRAFORM):
+        for match in _LOCAL_SOURCE.finditer(source.text):
+            target = os.path.realpath(os.path.join(root, posixpath.dirname(source.path), match.group(1)))
+            if not _inside(root, target):
+                line = source.text.count("\n", 0, match.start(1)) + 1
+                found.append(Problem(f"a module's source {match.group(1)!r} leaves the scan root, so Checkov did not "
+                                     "load it and the module was not checked; scan from a folder that holds it",
+                                     source.path, line, "checkov"))
+    return found
+
+
+def _inside(root: str, path: str) -> bool:
+    """Whether `path`, with every link resolved, is `root` (already resolved) or below it."""
+    real = os.path.realpath(path)
+    return real == root or real.startswith(root + os.sep)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,7 +285,7 @@ class _Job:
     files: tuple[str, ...] | None  # None: let the runner walk `root` itself
     checks: tuple[str, ...]
     candidates: tuple[str, ...]  # files to retry one by one if the runner crashes
-    excluded: tuple[str, ...] = ()  # regexes of paths .gitignore or the ruleset leave out
+    excluded: tuple[str, ...] = ()  # regexes of paths left out or refused: runners walking the root skip them
 
 
 @dataclasses.dataclass
@@ -196,25 +307,166 @@ def _candidates(framework: str, discovery: Discovery) -> tuple[str, ...]:
     return tuple(f for f in discovery.files if f.endswith(endings))
 
 
-def _run_jobs(jobs: Sequence[_Job]) -> list[_Result]:
-    """Run each framework in a forked worker, the longest first, so the last to finish starts early."""
+@dataclasses.dataclass
+class _Worker:
+    """A forked worker running one job: its result arrives on `reader`, or EOF when it dies."""
+
+    job: _Job
+    process: BaseProcess
+    pid: int  # also its process group's id
+    reader: multiprocessing.connection.Connection
+    started: float
+    deadline: float
+    cap: int | None  # its RLIMIT_DATA in bytes; None where there is no such accounting
+    at_cap: int = 0  # consecutive polls that found it at its cap
+
+
+def _run_jobs(jobs: Sequence[_Job], limits: settings.Settings) -> list[_Result]:
+    """Run every job in its own capped worker, at most one per CPU, the longest first.
+
+    A worker past its deadline is killed with its process group (Checkov's own helpers too).
+    A first pass gets `checkov_timeout` seconds per worker; re-runs of single files after a
+    death get as much again per file, and all of it ends within twice `checkov_timeout`.
+    """
     for job in jobs:  # imported once here, shared by every forked worker
         importlib.import_module(RUNNERS[job.framework].split(":")[0])
-    if len(jobs) == 1:
-        return [_run_job(jobs[0])]
-    longest_first = sorted(jobs, key=_expected_cost, reverse=True)
-    context = multiprocessing.get_context("fork")
-    results = []
-    with concurrent.futures.ProcessPoolExecutor(min(len(jobs), os.cpu_count() or 1), mp_context=context) as pool:
-        futures = {pool.submit(_run_job, job): job for job in longest_first}
-        for future, job in futures.items():
-            try:
-                results.append(future.result(timeout=_TIMEOUT))
-            except Exception as error:  # noqa: BLE001 - a dead or hung worker fails its framework closed
-                results.append(_Result(job.framework, problems=[Problem(
-                    f"Checkov's {job.framework} runner did not finish ({type(error).__name__}: {error}); "
-                    "its files were not checked", "", 0, "checkov")]))
-    return results
+    queue = collections.deque(sorted(jobs, key=_expected_cost, reverse=True))
+    end = time.monotonic() + 2 * limits.checkov_timeout
+    running: dict[multiprocessing.connection.Connection, _Worker] = {}
+    results: list[_Result] = []
+    try:
+        while queue or running:
+            while queue and len(running) < (os.cpu_count() or 1):
+                job = queue.popleft()
+                if time.monotonic() >= end:
+                    results.append(_unstarted(job, limits))
+                else:
+                    worker = _start(job, limits, end)
+                    running[worker.reader] = worker
+            if running:
+                _reap(running, queue, results, limits)
+    finally:
+        for worker in running.values():
+            _stop(worker)
+    return sorted(results, key=lambda r: list(RUNNERS).index(r.framework))
+
+
+def _reap(running: dict[multiprocessing.connection.Connection, _Worker], queue: collections.deque[_Job],
+          results: list[_Result], limits: settings.Settings) -> None:
+    """Wait (half a second at most) for workers to finish or die; stop those past their deadline or cap."""
+    timeout = max(0.0, min(_POLL, *(w.deadline - time.monotonic() for w in running.values())))
+    for reader in multiprocessing.connection.wait(list(running), timeout):
+        worker = running.pop(reader)  # type: ignore[arg-type]
+        result = _receive(worker)
+        _stop(worker)
+        if result is not None:
+            results.append(result)
+        else:
+            results.append(_lost(worker.job, _cause(worker.process.exitcode, limits)))
+            queue.extend(_retries(worker.job))
+    now = time.monotonic()
+    for reader, worker in list(running.items()):
+        if worker.deadline <= now:
+            cause = f"did not finish within {round(worker.deadline - worker.started)} s"
+        elif _stuck_at_cap(worker):
+            cause = _cause(_OUT_OF_MEMORY, limits)
+        else:
+            continue
+        del running[reader]
+        _stop(worker)
+        results.append(_lost(worker.job, cause))
+        queue.extend(_retries(worker.job))
+
+
+def _stuck_at_cap(worker: _Worker) -> bool:
+    """Whether a worker has sat at its memory cap for two polls running.
+
+    Checkov catches MemoryError and carries on, failing again and again: measured, a 5 MB
+    Dockerfile kept a worker at its cap for over ten minutes, mostly inside C code that never
+    let another thread of the worker run. Hence a check from outside, by the parent.
+    """
+    used = _data_size(worker.pid)
+    worker.at_cap = worker.at_cap + 1 if worker.cap and used and used >= worker.cap - _AT_CAP else 0
+    return worker.at_cap >= 2
+
+
+def _start(job: _Job, limits: settings.Settings, end: float) -> _Worker:
+    """Fork a worker for `job` in a process group of its own, so a kill reaches its children too."""
+    reader, writer = multiprocessing.get_context("fork").Pipe(duplex=False)
+    used = _data_size(os.getpid())  # what the worker starts with: fork copies this address space
+    cap = used + limits.worker_memory_mb * 2**20 if used is not None else None
+    process = multiprocessing.get_context("fork").Process(target=_work, args=(job, writer, cap, os.getpid()))
+    process.start()
+    writer.close()
+    pid = int(process.pid)  # type: ignore[arg-type]  # set by start()
+    with contextlib.suppress(OSError):  # it did so already, or already exited
+        os.setpgid(pid, pid)  # also done by the worker: whichever runs first
+    now = time.monotonic()
+    return _Worker(job, process, pid, reader, now, min(now + limits.checkov_timeout, end), cap)
+
+
+def _receive(worker: _Worker) -> _Result | None:
+    """The worker's result, or None when it died before sending one."""
+    try:
+        result = worker.reader.recv()
+    except (EOFError, OSError):
+        return None
+    return result if isinstance(result, _Result) else None
+
+
+def _stop(worker: _Worker) -> None:
+    """Kill what is left of a worker's process group (none of it when it finished) and reap it."""
+    with contextlib.suppress(OSError):  # the group is gone already
+        os.killpg(worker.pid, signal.SIGKILL)
+    worker.process.join()
+    worker.reader.close()
+
+
+def _cause(exitcode: int | None, limits: settings.Settings) -> str:
+    """Why a worker died without a result, in words."""
+    if exitcode == _OUT_OF_MEMORY:
+        return f"ran out of its memory cap of {limits.worker_memory_mb} MiB"
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name if -exitcode in signal.valid_signals() else str(-exitcode)
+        hint = " (the machine ran out of memory?)" if -exitcode == signal.SIGKILL else ""
+        return f"was killed by signal {name}{hint}"
+    return f"exited with status {exitcode} without a result"
+
+
+def _lost(job: _Job, cause: str) -> _Result:
+    """What a worker that died costs: its file named, or its framework named, or a note before re-runs."""
+    framework, lone = job.framework, _lone_file(job)
+    if lone:
+        return _Result(framework, problems=[Problem(
+            f"Checkov's {framework} runner {cause} on it, so it was not checked", lone, 0, "checkov")])
+    if _retries(job):
+        return _Result(framework, notes=[(f"Checkov's {framework} runner {cause}; its files were re-run one at a "
+                                          "time so that only the culprit goes unchecked")])
+    return _Result(framework, problems=[Problem(
+        f"Checkov's {framework} runner {cause}, so no {framework} file was checked", "", 0, "checkov")])
+
+
+def _unstarted(job: _Job, limits: settings.Settings) -> _Result:
+    """What a job costs when the time for all workers ran out before it could start."""
+    framework, lone = job.framework, _lone_file(job)
+    why = f"the time limit for all Checkov workers ({2 * limits.checkov_timeout} s) ran out before it could start"
+    if lone:
+        return _Result(framework, problems=[Problem(
+            f"Checkov's {framework} runner was not run on it: {why}, so it was not checked", lone, 0, "checkov")])
+    return _Result(framework, problems=[Problem(
+        f"Checkov's {framework} runner was not run: {why}, so no {framework} file was checked", "", 0, "checkov")])
+
+
+def _lone_file(job: _Job) -> str | None:
+    """The one file a job is about, for a framework Checkov runs file by file: a death is that file's."""
+    return job.candidates[0] if job.framework in _PER_FILE and len(job.candidates) == 1 else None
+
+
+def _retries(job: _Job) -> list[_Job]:
+    """One job per file for a framework Checkov runs file by file (none when it had one file only)."""
+    if job.framework not in _PER_FILE or _lone_file(job):
+        return []
+    return [dataclasses.replace(job, files=(rel,), candidates=(rel,)) for rel in job.candidates]
 
 
 def _expected_cost(job: _Job) -> tuple[int, int]:
@@ -222,10 +474,77 @@ def _expected_cost(job: _Job) -> tuple[int, int]:
     return ({"terraform": 2, "secrets": 1}.get(job.framework, 0), len(job.candidates))
 
 
+def _work(job: _Job, writer: multiprocessing.connection.Connection, cap: int | None, parent: int) -> None:
+    """A worker's whole life: cap its memory, run the job, send the result, exit without cleanup.
+
+    Leaving through os._exit keeps inherited buffers and handlers of the parent from running
+    twice, and keeps any traceback away from the user: the parent names the cause instead.
+    """
+    status = 0
+    try:
+        with contextlib.suppress(OSError):
+            os.setpgid(0, 0)  # the parent did it already, unless this ran first
+        _die_with_parent(parent)
+        if cap is not None:
+            _cap_memory(cap)
+        writer.send(_run_job(job))
+    except MemoryError:
+        status = _OUT_OF_MEMORY
+    except BaseException as error:  # noqa: BLE001 - anything else is named by the parent
+        status = 1
+        with contextlib.suppress(BaseException):  # then the parent names the exit status
+            writer.send(_Result(job.framework, problems=[Problem(
+                f"Checkov's {job.framework} runner failed ({type(error).__name__}: {error}); its files were not "
+                "checked", "", 0, "checkov")]))
+    os._exit(status)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel kill this worker if the parent dies first (Linux; elsewhere nothing).
+
+    Workers have a process group of their own, so a signal to the parent's group (a cancelled
+    CI job, Ctrl-C) does not reach them, and a parent killed outright cannot stop them.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(1)
+
+
+def _cap_memory(cap: int) -> None:
+    """Cap this process's data (RLIMIT_DATA) at `cap` bytes: past it, allocations raise MemoryError.
+
+    RLIMIT_DATA counts the heap and every private writable mapping (Linux 4.7+), which is where
+    Python's allocations go: a runaway parse fails in this worker instead of the machine killing
+    whatever it picks.
+    """
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    resource.setrlimit(resource.RLIMIT_DATA, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
+
+
+def _data_size(pid: int) -> int | None:
+    """The bytes RLIMIT_DATA counts for a process (VmData), or None where /proc does not say (not Linux)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmData:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def _run_job(job: _Job) -> _Result:
-    """Run one framework (inside a worker): whole tree first, file by file if the runner raises."""
+    """Run one framework (inside a worker): whole tree first, file by file if the runner raises.
+
+    A MemoryError goes up to the worker, whose death the parent names and narrows down; one
+    Checkov catches and logs ends the worker too (see `_CrashLog`): that file lost its results.
+    """
     os.environ.setdefault("BC_SKIP_MAPPING", "TRUE")
     os.environ.setdefault("CHECKOV_RUN_SCA_PACKAGE_SCAN_V2", "false")
+    _in_this_process()
+    if job.framework == "terraform":
+        _confine_modules(job.root)
     crashes = _CrashLog()
     module_name, class_name = RUNNERS[job.framework].split(":")
     runner_class = getattr(importlib.import_module(module_name), class_name)
@@ -244,7 +563,9 @@ def _run_job(job: _Job) -> _Result:
     try:
         files = [os.path.join(job.root, f) for f in job.files] if job.files is not None else None
         try:
-            _collect(result, job, _scan(runner_class, job, None if files else job.root, files))
+            _collect(result, job, _scan(runner_class, job, job.root if files is None else None, files))
+        except MemoryError:
+            raise
         except Exception as error:  # noqa: BLE001 - Checkov raises anything; narrow it down to the file
             if job.framework not in _PER_FILE:
                 result.problems.append(Problem(f"Checkov's {job.framework} runner crashed: {type(error).__name__}: "
@@ -253,6 +574,8 @@ def _run_job(job: _Job) -> _Result:
             for rel in job.files if job.files is not None else job.candidates:
                 try:
                     _collect(result, job, _scan(runner_class, job, None, [os.path.join(job.root, rel)]))
+                except MemoryError:
+                    raise
                 except Exception as file_error:  # noqa: BLE001
                     result.problems.append(Problem(
                         f"Checkov's {job.framework} runner crashed on it ({type(file_error).__name__}: "
@@ -261,6 +584,36 @@ def _run_job(job: _Job) -> _Result:
     finally:
         root_logger.handlers, root_logger.level = saved
     return result
+
+
+def _in_this_process() -> None:
+    """Make Checkov parse in this worker rather than fork helpers of its own.
+
+    Its helpers would each get a memory cap of their own, and one that dies takes its files'
+    results with it silently (Checkov's parallel runner stops reading a pipe at EOF and moves
+    on). Frameworks already run in parallel, one worker each.
+    """
+    from checkov.common.models.enums import ParallelizationType
+    from checkov.common.parallelizer.parallel_runner import parallel_runner
+
+    parallel_runner.type = ParallelizationType.NONE
+
+
+def _confine_modules(root: str) -> None:
+    """Make Checkov's Terraform parser (in this worker only) skip modules whose folder leaves `root`.
+
+    It loads a local module wherever its `source` points, even outside the scan root, and
+    reports what it finds there; `_modules_outside` names each such module instead.
+    """
+    from checkov.terraform.tf_parser import TFParser
+
+    locate = TFParser.get_content_path
+
+    def confined(registry: Any, root_dir: str, source: str, version: str) -> str | None:
+        path = locate(registry, root_dir, source, version)
+        return path if path is None or _inside(root, path) else None
+
+    TFParser.get_content_path = staticmethod(confined)  # type: ignore[method-assign]
 
 
 def _new_runner(runner_class: Any) -> Any:
@@ -328,13 +681,16 @@ def _finding(record: Mapping[str, Any], rules: Mapping[str, Rule]) -> Finding:
 
 
 class _CrashLog(logging.Handler):
-    """Catches Checkov's 'Failed to run check X on file' log lines: a check that raised."""
+    """Catches Checkov's 'Failed to run check X on file' log lines (a check that raised), and ends
+    the worker when Checkov logs a MemoryError it caught: that file's results are gone."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and isinstance(record.exc_info[1], MemoryError):
+            os._exit(_OUT_OF_MEMORY)  # Checkov caught it and would carry on without that file's results
         message = record.getMessage()
         if message.startswith("Failed to run check "):
             self.messages.append(message)

@@ -41,7 +41,7 @@ class PythonEngine:
         documents = _Documents(lambda: discovery, outcome.problems)
         # Named files (pre-commit) are checked with the whole repository as context, read on first use
         context = documents if not discovery.explicit_files else _Documents(
-            lambda: discover(discovery.root, [discovery.root], ruleset.ignore, ruleset.base), [])
+            lambda: discover(discovery.root, [discovery.root], ruleset.ignore, ruleset.base, ruleset.limits), [])
         for rule in rules.values():
             policy = policies.get(rule.id)
             if policy is None or rule.inactive_reason:

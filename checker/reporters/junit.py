@@ -13,6 +13,11 @@ Shape, built with xml.etree.ElementTree (no extra dependency):
 
 Engines report only what fired, so a rule without findings has no suite: the counts in the
 report are exactly the findings (failures + skipped) and the problems (errors) of the scan.
+
+Every text from the scanned repository or the ruleset goes through `_clean`: `printable` (a
+newline or an ESC in a resource name cannot forge a line in a CI test tab or a terminal), then
+XML's own rules (ElementTree escapes markup; the two noncharacters XML cannot carry become U+FFFD).
+Multi-line texts are built from cleaned parts, so only our own line breaks remain.
 """
 from __future__ import annotations
 
@@ -23,10 +28,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 
 from checker.model import Finding, Problem, Rule, ScanResult
+from checker.output import printable
 
 PROBLEMS_SUITE = "checker.problems"
-# Characters XML 1.0 cannot carry, even escaped.
-_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# Characters XML 1.0 cannot carry, even escaped, that `printable` leaves (it escapes the controls).
+_INVALID_XML = re.compile("[\ufffe\uffff]")
 
 
 def render(result: ScanResult) -> str:
@@ -53,24 +59,24 @@ def _ordered(findings: Iterable[Finding]) -> list[Finding]:
 
 def _rule_suite(result: ScanResult, rule_id: str, findings: Sequence[Finding]) -> ET.Element:
     rule = result.rules.get(rule_id)
-    suite = ET.Element("testsuite", name=rule_id)
+    suite = ET.Element("testsuite", name=_clean(rule_id))
     props = ET.SubElement(suite, "properties")
     for name, value in _rule_properties(result, rule, findings[0]):
         ET.SubElement(props, "property", name=name, value=_clean(value))
     names = _case_names(findings)
     failures = skipped = 0
     for finding, name in zip(findings, names):
-        case = ET.SubElement(suite, "testcase", classname=rule_id, name=_clean(name),
-                             file=finding.location.path, line=str(finding.location.start_line), time="0")
+        case = ET.SubElement(suite, "testcase", classname=_clean(rule_id), name=_clean(name),
+                             file=_clean(finding.location.path), line=str(finding.location.start_line), time="0")
         if finding.suppression is None:
             failures += 1
             failure = ET.SubElement(case, "failure", message=_clean(finding.message), type=finding.severity.value)
-            failure.text = _clean(_failure_text(finding, rule))
+            failure.text = _failure_text(finding, rule)
         else:
             skipped += 1
             sup = finding.suppression
-            skip = ET.SubElement(case, "skipped", message=_clean(f"suppressed ({sup.kind}): {sup.justification}"))
-            skip.text = _clean(_skipped_text(finding))
+            skip = ET.SubElement(case, "skipped", message=f"suppressed ({sup.kind}): {_clean(sup.justification)}")
+            skip.text = _skipped_text(finding)
     _counts(suite, tests=len(findings), failures=failures, errors=0, skipped=skipped)
     return suite
 
@@ -99,27 +105,31 @@ def _case_names(findings: Sequence[Finding]) -> list[str]:
 
 
 def _failure_text(finding: Finding, rule: Rule | None) -> str:
-    lines = [f"{finding.location.path}:{finding.location.start_line}: {finding.message}",
-             f"rule: {finding.rule_id}" + (f" {rule.title}" if rule else ""),
+    lines = [_where(finding),
+             f"rule: {_clean(finding.rule_id)}" + (f" {_clean(rule.title)}" if rule else ""),
              f"severity: {finding.severity.value}"]
     if finding.resource:
-        lines.append(f"resource: {finding.resource}")
+        lines.append(f"resource: {_clean(finding.resource)}")
     hint = fix_hint(rule)
     if hint:
-        lines.append(f"fix: {hint}")
+        lines.append(f"fix: {_clean(hint)}")
     if rule and rule.help_uri and rule.help_uri not in hint:
-        lines.append(f"more: {rule.help_uri}")
+        lines.append(f"more: {_clean(rule.help_uri)}")
     return "\n".join(lines)
+
+
+def _where(finding: Finding) -> str:
+    """`path:line: message`, the first line of a failure or skipped text."""
+    return f"{_clean(finding.location.path)}:{finding.location.start_line}: {_clean(finding.message)}"
 
 
 def _skipped_text(finding: Finding) -> str:
     sup = finding.suppression
     assert sup is not None
-    lines = [f"{finding.location.path}:{finding.location.start_line}: {finding.message}",
-             f"suppressed ({sup.kind}): {sup.justification}"]
+    lines = [_where(finding), f"suppressed ({sup.kind}): {_clean(sup.justification)}"]
     if sup.source:
-        lines.append(f"by: {sup.source}")
-    lines.extend(f"{key}: {value}" for key, value in sup.properties.items())
+        lines.append(f"by: {_clean(sup.source)}")
+    lines.extend(f"{_clean(key)}: {_clean(value)}" for key, value in sup.properties.items())
     return "\n".join(lines)
 
 
@@ -142,12 +152,13 @@ def _problem_suite(result: ScanResult, problems: Sequence[Problem]) -> ET.Elemen
             name = f"{name} ({names[name]})"
         attrs = {"classname": PROBLEMS_SUITE, "name": _clean(name), "time": "0"}
         if problem.path:
-            attrs["file"] = problem.path
+            attrs["file"] = _clean(problem.path)
         if problem.line:
             attrs["line"] = str(problem.line)
         case = ET.SubElement(suite, "testcase", attrs)
-        error = ET.SubElement(case, "error", message=_clean(problem.message), type=problem.source or "ScanError")
-        error.text = _clean(f"could not check: {problem}\nThe gate fails closed (exit 3) until this is fixed.")
+        error = ET.SubElement(case, "error", message=_clean(problem.message),
+                              type=_clean(problem.source or "ScanError"))
+        error.text = f"could not check: {_clean(str(problem))}\nThe gate fails closed (exit 3) until this is fixed."
     _counts(suite, tests=len(problems), failures=0, errors=len(problems), skipped=0)
     return suite
 
@@ -167,5 +178,6 @@ def _seconds(started: str, finished: str) -> str:
     return f"{max((end - start).total_seconds(), 0.0):.3f}"
 
 
-def _clean(text: str) -> str:
-    return _INVALID_XML.sub("\ufffd", str(text))
+def _clean(text: object) -> str:
+    """Scanned or ruleset text, safe for a terminal, a CI test tab and XML 1.0."""
+    return _INVALID_XML.sub("\ufffd", printable(str(text)))

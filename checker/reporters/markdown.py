@@ -4,20 +4,29 @@ The verdict first (a plain badge, no emoji), then which ruleset decided it, coun
 the top open findings (most severe first, at most 50, linked to the line when the scan knows
 the repository and commit), what could not be checked (why the gate failed closed) and the
 waivers that expire soon. The SARIF file stays the complete record; this is the digest.
+
+Text from the scanned repository or the ruleset (paths, resource names, messages, problems,
+notes, justifications, the ruleset's name) can neither break a table nor forge a line, a link,
+an image or HTML: it goes through `printable` (control and bidi characters become visible
+escapes), then onto one line, then Markdown's own escaping (code spans, or escaped punctuation).
 """
 from __future__ import annotations
 
 import datetime
+import re
 import urllib.parse
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from checker.model import Finding, Rule, ScanResult, Severity
+from checker.output import printable
 
 TOP = 50
 EXPIRING_DAYS = 14
 MESSAGE_WIDTH = 240
 MAX_NOTES = 20  # GitHub truncates a step summary over 1 MiB: every section is bounded
+# Punctuation that would make scanned text a link, an image, emphasis, code or an escape.
+_MARKUP = re.compile(r"([\\`*_\[\]~])")
 
 
 def render(result: ScanResult) -> str:
@@ -75,14 +84,14 @@ def render_summary(result: ScanResult, today: datetime.date | None = None) -> st
 
 def _ruleset(result: ScanResult) -> list[str]:
     rs = result.ruleset
-    lines = [f"- Ruleset: `{rs.name}` version `{rs.version}`, digest `sha256:{rs.digest}`",
+    lines = [f"- Ruleset: {_code(rs.name)} version {_code(rs.version)}, digest `sha256:{rs.digest}`",
              f"- Scanned: {len(result.targets)} file(s) with {len(result.rules)} rule(s)"]
     commit = result.provenance.get("revisionId")
     if commit:
         repo = result.provenance.get("repositoryUri", "")
         branch = result.provenance.get("branch")
-        where = f" of {repo}" if repo else ""
-        lines.append(f"- Commit: `{commit}`{where}" + (f" (branch `{branch}`)" if branch else ""))
+        where = f" of {_prose(repo)}" if repo else ""
+        lines.append(f"- Commit: {_code(commit)}{where}" + (f" (branch {_code(branch)})" if branch else ""))
     lines.append("")
     return lines
 
@@ -103,7 +112,7 @@ def _counts(result: ScanResult) -> list[list[str]]:
 
 def _finding_row(result: ScanResult, f: Finding) -> list[str]:
     rule = result.rules.get(f.rule_id)
-    rule_cell = f"[`{f.rule_id}`]({rule.help_uri})" if rule and rule.help_uri else _code(f.rule_id)
+    rule_cell = f"[{_code(f.rule_id)}]({rule.help_uri})" if rule and rule.help_uri else _code(f.rule_id)
     return [f.severity.value, rule_cell, _location(result, f), _code(f.resource) if f.resource else "",
             _text(_shorten(f.message)), _fix(rule)]
 
@@ -113,13 +122,13 @@ def _fix(rule: Rule | None) -> str:
     text, example = rule.fix_hint() if rule else ("", "")
     if rule is not None and rule.help_uri and rule.help_uri in text:
         return ""
-    return _text(_shorten(text)) + (f" {_code(_shorten(example))}" if example else "")
+    return _prose(_shorten(text)) + (f" {_code(_shorten(example))}" if example else "")
 
 
 def _location(result: ScanResult, f: Finding) -> str:
     text = f"{f.location.path}:{f.location.start_line}"
     url = blob_url(result, f.location.path, f.location.start_line)
-    return f"[`{text}`]({url})" if url else _code(text)
+    return f"[{_code(text)}]({url})" if url else _code(text)
 
 
 def blob_url(result: ScanResult, path: str, line: int) -> str:
@@ -178,20 +187,27 @@ def _cell(text: str) -> str:
     return _inline(text).replace("|", "\\|")
 
 
-def _inline(text: str) -> str:
-    return " ".join(str(text).split())
+def _inline(text: object) -> str:
+    """On one line, with no control or bidi character (those are shown as escapes)."""
+    return " ".join(printable(str(text)).split())
+
+
+def _prose(text: object) -> str:
+    """Our rules' own prose (fix hints): its Markdown kept, raw HTML shown as text."""
+    return _inline(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _text(text: object) -> str:
-    """Prose from findings and rulesets: no raw HTML."""
-    return _inline(str(text)).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Text from the scanned repository or a ruleset: shown as it is, never as markup or HTML."""
+    return _MARKUP.sub(r"\\\1", _prose(text))
 
 
-def _code(text: str) -> str:
-    text = str(text).replace("`", "'")
+def _code(text: object) -> str:
+    """A code span (paths, resources, ids): a backtick inside would end it, so it becomes a quote."""
+    text = _inline(text).replace("`", "'")
     return f"`{text}`" if text else ""
 
 
 def _shorten(text: str, width: int = MESSAGE_WIDTH) -> str:
-    text = " ".join(text.split())
+    text = _inline(text)
     return text if len(text) <= width else text[: width - 3].rstrip() + "..."

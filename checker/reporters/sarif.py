@@ -3,11 +3,16 @@
 One run per scan. GitHub reads the first location of a result and needs one on every result,
 keeps the top 5,000 results of a run, and rejects files over 10 MB gzipped; findings are
 therefore sorted most severe first so what GitHub keeps is what matters most.
+
+Artifact URIs are percent-encoded (RFC 3986) from the file's path relative to the repository:
+a file name may hold spaces, `%`, `#`, `?`, `:`, non-ASCII letters or even a newline, and each
+must stay one valid relative reference; `checker.baseline` decodes them back to the path.
 """
 from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -21,6 +26,8 @@ SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/paved-road/checker"
 SRCROOT = "%SRCROOT%"
 FINGERPRINT_KEY = "checker/v1"
+# Characters json.dumps(ensure_ascii=False) leaves raw that only ever occur inside JSON strings.
+_INVISIBLE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def render(result: ScanResult) -> str:
@@ -154,7 +161,7 @@ def _rule(rule: Rule, taxa: list[Any]) -> om.ReportingDescriptor:
 def _result(f: Finding, index: dict[str, int], prefix: str, taxa: list[Any]) -> om.Result:
     location = om.Location(
         physical_location=om.PhysicalLocation(
-            artifact_location=om.ArtifactLocation(uri=prefix + f.location.path, uri_base_id=SRCROOT),
+            artifact_location=om.ArtifactLocation(uri=artifact_uri(prefix + f.location.path), uri_base_id=SRCROOT),
             region=om.Region(start_line=f.location.start_line, end_line=f.location.end_line),
         ),
         logical_locations=[om.LogicalLocation(fully_qualified_name=f.resource)] if f.resource else None,
@@ -180,7 +187,8 @@ def _notification(problem: Any, prefix: str) -> om.Notification:
     if problem.path:
         region = om.Region(start_line=problem.line) if problem.line else None
         locations = [om.Location(physical_location=om.PhysicalLocation(
-            artifact_location=om.ArtifactLocation(uri=prefix + problem.path, uri_base_id=SRCROOT), region=region))]
+            artifact_location=om.ArtifactLocation(uri=artifact_uri(prefix + problem.path), uri_base_id=SRCROOT),
+            region=region))]
     return om.Notification(level="error", message=om.Message(text=_sentence(str(problem))), locations=locations)
 
 
@@ -203,9 +211,19 @@ def _repo_prefix(result: ScanResult) -> str:
     return "" if rel == "." else rel + "/"
 
 
+def artifact_uri(path: str) -> str:
+    """A POSIX path relative to %SRCROOT% as a relative URI reference (RFC 3986): every character
+    but unreserved ones and `/` percent-encoded from UTF-8 (a name that is not UTF-8 from its bytes).
+
+    `:` is encoded too, so a first segment like `a:b.yaml` is never read as a URI scheme.
+    """
+    return urllib.parse.quote(path, safe="/", errors="surrogateescape")
+
+
 def _file_uri(result: ScanResult) -> str:
-    base = result.provenance.get("toplevel") or result.root
-    return Path(base).resolve().as_uri() + "/"
+    """The scan's base as a file URI ending in `/` (pathlib percent-encodes it from its bytes)."""
+    uri = Path(result.provenance.get("toplevel") or result.root).resolve().as_uri()
+    return uri if uri.endswith("/") else uri + "/"
 
 
 def _root_name(result: ScanResult) -> str:
@@ -222,7 +240,14 @@ def _pascal(title: str) -> str:
 
 
 def serialize(log: om.SarifLog) -> str:
-    return json.dumps(_plain(log), indent=2, ensure_ascii=False) + "\n"
+    """Readable UTF-8 JSON, except that characters which could disturb a terminal or an editor
+    (DEL, C1 controls, bidi and line-separator characters, lone surrogates) stay \\u escapes:
+    the same data, and a file that can always be written as UTF-8 (json already escapes C0)."""
+    return _INVISIBLE.sub(_json_escape, json.dumps(_plain(log), indent=2, ensure_ascii=False)) + "\n"
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def _plain(value: Any) -> Any:

@@ -1,6 +1,9 @@
 """Human-readable report: findings grouped by file, a fix hint each, counts and the verdict.
 
 Colour comes from click.style; click.echo strips it when the output is not a terminal.
+Every text from the scanned repository or the ruleset (paths, messages, resource names, problems,
+notes, justifications, fix hints, the ruleset's name) goes through `printable` first, so none of
+it can start a line of its own or send the terminal an escape sequence: only our styling does.
 """
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import itertools
 import click
 
 from checker.model import Finding, ScanResult, Severity
+from checker.output import printable
 
 COLOURS = {Severity.CRITICAL: "magenta", Severity.HIGH: "red", Severity.MEDIUM: "yellow",
            Severity.LOW: "cyan", Severity.INFO: "white"}
@@ -18,29 +22,30 @@ def render(result: ScanResult) -> str:
     lines: list[str] = []
     shown = sorted(result.findings, key=lambda f: (f.location.path, f.location.start_line, f.rule_id))
     for path, group in itertools.groupby(shown, key=lambda f: f.location.path):
-        lines.append(click.style(path, bold=True))
+        lines.append(click.style(printable(path), bold=True))
         lines.extend(_finding(f, result) for f in group)
         lines.append("")
     if result.problems:
         lines.append(click.style("Could not check:", fg="red", bold=True))
-        lines.extend(f"  {p}" for p in result.problems)
+        lines.extend(f"  {printable(str(p))}" for p in result.problems)
         lines.append("")
     for note in result.notes:
-        lines.append(f"note: {note}")
+        lines.append(f"note: {printable(note)}")
     lines.append(_summary(result))
     return "\n".join(lines) + "\n"
 
 
 def _finding(f: Finding, result: ScanResult) -> str:
     sev = click.style(f"{f.severity.value.upper():8}", fg=COLOURS[f.severity], bold=f.severity.rank >= 3)
-    text = f"  {f.location.start_line:>5}  {sev} {f.rule_id}  {f.message}"
+    text = f"  {f.location.start_line:>5}  {sev} {printable(f.rule_id)}  {printable(f.message)}"
     if f.suppression:
-        text += click.style(f"  [suppressed ({f.suppression.kind}): {f.suppression.justification}]", dim=True)
+        why = printable(f.suppression.justification)
+        text += click.style(f"  [suppressed ({f.suppression.kind}): {why}]", dim=True)
         return text
     if f.baseline_state == "unchanged":
         return text + click.style("  [in baseline]", dim=True)
     rule = result.rules.get(f.rule_id)
-    hint, example = rule.fix_hint() if rule else ("", "")
+    hint, example = map(printable, rule.fix_hint()) if rule else ("", "")
     if hint:
         text += "\n" + click.style(f"{'':16}fix: {hint}" + (f"\n{'':21}{example}" if example else ""), dim=True)
     return text
@@ -57,7 +62,7 @@ def _summary(result: ScanResult) -> str:
     colour = "green" if decision.passed else "red"
     return (
         f"{len(result.targets)} file(s) checked with {len(result.rules)} rule(s) of ruleset "
-        f"{result.ruleset.name} {result.ruleset.version}\n"
+        f"{printable(str(result.ruleset.name))} {printable(str(result.ruleset.version))}\n"
         f"{len(open_findings)} open finding(s): {counts}; {suppressed} suppressed{baseline}; "
         f"{len(result.problems)} could not be checked\n"
         + click.style(f"gate {decision.verdict}", fg=colour, bold=True) + f": {decision.reason} "

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import fnmatch
 import functools
 import hashlib
 import json
-from collections.abc import Mapping
+import os
+import re
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from checker.documents import YamlMap, YamlSeq, load_yaml, yaml_error_line, yaml_error_text
+from checker.documents import Limits, YamlMap, YamlSeq, load_yaml, yaml_error_line, yaml_error_text
 from checker.errors import ConfigError, where
 from checker.model import Severity
 
@@ -38,6 +41,38 @@ class Mention:
     path: str
     line: int
     key: str
+    layer: int = 0  # the position of the layer that wrote it in the chain
+
+
+@dataclasses.dataclass(frozen=True)
+class Lock:
+    """One layer's `locks`: what the layers after it in the chain may not loosen.
+
+    The rule locks need the engines' catalogue, so they are checked when rules are selected;
+    `include`, `exclude` and `severity` are the selection as it stood at the locking layer.
+    """
+
+    layer: int
+    path: str
+    line: int
+    fail_on: str | None = None
+    rules: tuple[str, ...] = ()
+    allow_inline: bool | None = None
+    approvers: tuple[str, ...] | None = None
+    repo_policies: bool | None = None
+    ignore: bool | None = None
+    include: tuple[str, ...] = ("*",)
+    exclude: tuple[str, ...] = ()
+    severity: Mapping[str, Severity] = dataclasses.field(default_factory=dict)
+
+    def name(self, key: str) -> str:
+        """How errors name this lock: `locks.KEY of FILE:LINE`."""
+        return f"locks.{key} of {self.path}:{self.line}"
+
+    def as_dict(self) -> dict[str, Any]:
+        keys = ("fail_on", "rules", "allow_inline", "approvers", "repo_policies", "ignore")
+        out = {k: getattr(self, k) for k in keys if getattr(self, k) not in (None, ())}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +98,9 @@ class Ruleset:
     mentions: tuple[Mention, ...]
     origins: Mapping[str, str]
     base: str = ""  # the folder of the ruleset file: its `ignore` patterns are relative to it
+    locks: tuple[Lock, ...] = ()
+    limits: Limits = Limits()
+    include_keys: tuple[Mention, ...] = ()  # where each layer set `checks.include` (pattern: the layer's name)
 
     @property
     def path(self) -> str:
@@ -84,6 +122,8 @@ class Ruleset:
             "ignore": list(self.ignore),
             "gate": {"fail_on": self.fail_on, "allow_inline": self.allow_inline,
                      "forbid_inline": list(self.forbid_inline)},
+            "locks": [lock.as_dict() for lock in self.locks],
+            "limits": dataclasses.asdict(self.limits),
         }
 
     @property
@@ -97,38 +137,97 @@ def bundled_names() -> list[str]:
     return sorted(p.stem for p in BUNDLED_DIR.glob("*.yaml"))
 
 
-def load_ruleset(ref: str, base: Path | None = None) -> Ruleset:
-    """Load a bundled ruleset by name, or a ruleset file, and resolve its `extends` chain."""
-    path = _locate(ref, base or Path.cwd(), None)
-    chain: list[tuple[Path, YamlMap]] = []
-    _collect(path, chain, ())
-    return _merge(chain)
+_PINNED = re.compile(r"^(?P<ref>.+?)(?:@sha256:(?P<digest>[0-9a-f]{64}))?$")
 
 
-def _locate(ref: str, base: Path, referrer: tuple[Path, int] | None) -> Path:
-    candidate = (base / ref)
+@dataclasses.dataclass(frozen=True)
+class _Layer:
+    """A ruleset file of the chain, parsed, and whether its own `policy_paths` may load code."""
+
+    path: Path
+    doc: YamlMap
+    trusted: bool
+
+
+def load_ruleset(ref: str | None, *, base: str | None = None, repository: Path | None = None,
+                 trust_repo_policies: bool = False) -> Ruleset:
+    """Load a ruleset (a bundled name or a file) and resolve its `extends` chain.
+
+    `base` (`NAME|FILE[@sha256:HEX]`) is the organisation's layer: the bottom of the chain,
+    checked against its digest when one is pinned; `ref` is layered on top of it and may
+    extend only layers the base already includes. `repository` is the folder being judged:
+    ruleset files inside it are the repository's own (their `extends` may not leave it, and
+    their `policy_paths` load code only with `trust_repo_policies`).
+    """
+    cwd = Path.cwd()
+    chain: list[_Layer] = []
+    if base:
+        match = _PINNED.match(base)
+        if not match or ("@" in base and not match["digest"] and "@sha256:" in base):
+            raise ConfigError(f"--base {base!r}: write NAME, FILE or NAME@sha256:<64 lowercase hex digits>")
+        _collect(_locate(match["ref"], cwd, None, None), chain, (), None, trusted=True)
+        if match["digest"]:
+            found = _merge(chain, trust_repo_policies).digest
+            if found != match["digest"]:
+                raise ConfigError(f"--base {match['ref']}: its digest is sha256:{found}, not the pinned "
+                                  f"sha256:{match['digest']}; the organisation's layer changed (or the pin is wrong)")
+    if ref is not None:
+        named = Path(os.path.abspath(cwd / ref))  # where it is written, before any link is followed
+        top = _locate(ref, cwd, None, repository if repository and named.is_relative_to(repository.resolve())
+                      else None)
+        if not any(layer.path == top for layer in chain):
+            _collect(top, chain, (), repository, trusted=not _inside(top, repository),
+                     base_size=len(chain) if base else None)
+    elif not chain:
+        raise ConfigError("no ruleset: name one with --ruleset or --base")
+    return _merge(chain, trust_repo_policies)
+
+
+def _inside(path: Path, folder: Path | None) -> bool:
+    return folder is not None and path.resolve().is_relative_to(folder.resolve())
+
+
+def _locate(ref: str, base: Path, referrer: tuple[Path, int] | None, confine: Path | None) -> Path:
+    """The file a ruleset reference names; with `confine` (the repository), it may not lead out of it."""
+    candidate = base / ref
+    origin = f"{where(referrer[0], referrer[1], 'extends')}: " if referrer else ""
+    if confine is not None and (candidate.is_symlink() or candidate.exists()) and not _inside(candidate, confine):
+        raise ConfigError(f"{origin}{_display(candidate)} leads outside the scanned repository "
+                          f"({candidate.resolve()}); a ruleset there is not followed")
     if candidate.is_file():
         return candidate.resolve()
     bundled = BUNDLED_DIR / f"{ref}.yaml"
     if "/" not in ref and not ref.endswith((".yaml", ".yml")) and bundled.is_file():
         return bundled
-    origin = f"{where(referrer[0], referrer[1], 'extends')}: " if referrer else ""
+    if candidate.exists() or candidate.is_symlink():
+        raise ConfigError(f"{origin}{_display(candidate)}: not a regular file, so not read as a ruleset")
     raise ConfigError(
         f"{origin}ruleset {ref!r} is neither a file nor a bundled ruleset "
         f"(bundled: {', '.join(bundled_names())})")
 
 
-def _collect(path: Path, chain: list[tuple[Path, YamlMap]], stack: tuple[Path, ...]) -> None:
-    """Depth-first: parents before children; a cycle is an error naming the chain."""
+def _collect(path: Path, chain: list[_Layer], stack: tuple[Path, ...], repository: Path | None, *,
+             trusted: bool, base_size: int | None = None) -> None:
+    """Depth-first: parents before children; a cycle is an error naming the chain.
+
+    With `base_size` (a layer on top of a --base) every `extends` must name a layer the base
+    already holds; a repository's file may extend only bundled rulesets and its own files.
+    """
     if path in stack:
         names = " -> ".join(_display(p) for p in (*stack, path))
         raise ConfigError(f"{_display(path)}: extends cycle: {names}")
-    if any(path == p for p, _ in chain):
+    if any(path == layer.path for layer in chain):
         return
     doc = _read(path)
+    own = repository if _inside(path, repository) else None
     for i, parent in enumerate(doc.get("extends", [])):
-        _collect(_locate(parent, path.parent, (path, doc["extends"].lines[i])), chain, (*stack, path))
-    chain.append((path, doc))
+        referrer = (path, doc["extends"].lines[i])
+        located = _locate(parent, path.parent, referrer, own)
+        if base_size is not None and not any(located == layer.path for layer in chain[:base_size]):
+            raise ConfigError(f"{where(_display(path), referrer[1], 'extends')}: {parent!r} is not part of the base "
+                              "ruleset (--base); a layer on top of the base may only extend layers it includes")
+        _collect(located, chain, (*stack, path), repository, trusted=trusted and not _inside(located, repository))
+    chain.append(_Layer(path, doc, trusted))
 
 
 @functools.lru_cache(maxsize=1)
@@ -139,10 +238,14 @@ def _validator() -> jsonschema.protocols.Validator:
 
 
 def _read(path: Path) -> YamlMap:
+    limit = Limits().max_file_bytes
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.stat().st_size > limit:
+            raise ConfigError(f"{_display(path)}: a ruleset of {path.stat().st_size} bytes is over the "
+                              f"{limit}-byte limit for one file")
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: cannot read the ruleset: {error}") from None
+        raise ConfigError(f"{_display(path)}: cannot read the ruleset: {error}") from None
     try:
         docs = load_yaml(text, strict=True)
     except yaml.YAMLError as error:
@@ -150,6 +253,7 @@ def _read(path: Path) -> YamlMap:
                           f"{yaml_error_text(error)}") from None
     if len(docs) != 1 or not isinstance(docs[0], YamlMap):
         raise ConfigError(f"{_display(path)}: a ruleset is one YAML mapping (apiVersion, kind, metadata, ...)")
+    _text_keys(path, docs[0])
     doc = _dates_to_text(docs[0])
     errors = sorted(_validator().iter_errors(doc), key=lambda e: (len(e.absolute_path), list(map(str, e.path))))
     if errors:
@@ -158,6 +262,21 @@ def _read(path: Path) -> YamlMap:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ConfigError(f"{where(_display(path), line, key)}: {_explain(error)}{more}")
     return doc
+
+
+def _text_keys(path: Path, doc: YamlMap) -> None:
+    """Every key of a ruleset is text (`1: x`, `null: x` or `[a]: x` would confuse the schema)."""
+    pending: list[Any] = [doc]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, YamlMap):
+            for key, value in node.items():
+                if not isinstance(key, str):
+                    raise ConfigError(f"{where(_display(path), node.lines.get(key, node.line), repr(key))}: "
+                                      "a ruleset's keys are text; quote it")
+                pending.append(value)
+        elif isinstance(node, list):
+            pending.extend(node)
 
 
 def _dates_to_text(node: Any) -> Any:
@@ -209,14 +328,20 @@ def _explain(error: jsonschema.ValidationError) -> str:
 
 
 def _display(path: Path) -> str:
+    """`bundled:NAME` for a ruleset shipped in the package, else the path relative to the current folder."""
+    if path.parent == BUNDLED_DIR:
+        return f"bundled:{path.stem}"
     try:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
 
 
-def _merge(chain: list[tuple[Path, YamlMap]]) -> Ruleset:
-    """Merge layers in order: maps merge key by key, lists replace, waivers and ignores add up."""
+def _merge(chain: Sequence[_Layer], trust_repo_policies: bool = False) -> Ruleset:
+    """Merge layers in order: maps merge key by key, lists replace, waivers and ignores add up.
+
+    Each layer is first held to the locks of the layers before it: loosening one is an error.
+    """
     origins: dict[str, str] = {}
     organisation: dict[str, Any] = {}
     severity: dict[str, Severity] = {}
@@ -229,9 +354,14 @@ def _merge(chain: list[tuple[Path, YamlMap]]) -> Ruleset:
     ignore: list[str] = []
     gate: dict[str, Any] = {"fail_on": "high", "allow_inline": True, "forbid_inline": []}
     mentions: list[Mention] = []
+    include_keys: list[Mention] = []
+    locks: list[Lock] = []
+    limits: dict[str, int] = {}
     layers = []
-    for path, doc in chain:
+    for index, layer in enumerate(chain):
+        path, doc = layer.path, layer.doc
         shown = _display(path)
+        _check_locks(shown, doc, locks)
         layers.append(Layer(doc["metadata"]["name"], shown, hashlib.sha256(path.read_bytes()).hexdigest()))
         origins["metadata"] = shown
         for key, value in doc.get("organisation", {}).items():
@@ -240,19 +370,27 @@ def _merge(chain: list[tuple[Path, YamlMap]]) -> Ruleset:
         checks = doc.get("checks", {})
         for key in ("include", "exclude"):
             if key in checks:
-                mentions.extend(Mention(p, shown, checks[key].lines[i], f"checks.{key}")
+                mentions.extend(Mention(p, shown, checks[key].lines[i], f"checks.{key}", index)
                                 for i, p in enumerate(checks[key]))
                 origins[f"checks.{key}"] = shown
+        if "include" in checks:
+            include_keys.append(Mention(layer.doc["metadata"]["name"], shown, checks.line_of("include"),
+                                        "checks.include", index))
         include = tuple(checks.get("include", include))
         exclude = tuple(checks.get("exclude", exclude))
         for rule_id, level in checks.get("severity", {}).items():
             severity[rule_id] = Severity(level)
             origins[f"checks.severity.{rule_id}"] = shown
-            mentions.append(Mention(rule_id, shown, checks["severity"].lines[rule_id], "checks.severity"))
+            mentions.append(Mention(rule_id, shown, checks["severity"].lines[rule_id], "checks.severity", index))
         for rule_id, values in checks.get("params", {}).items():
             params[rule_id] = {**params.get(rule_id, {}), **values}
             origins[f"checks.params.{rule_id}"] = shown
-            mentions.append(Mention(rule_id, shown, checks["params"].lines[rule_id], "checks.params"))
+            mentions.append(Mention(rule_id, shown, checks["params"].lines[rule_id], "checks.params", index))
+        if checks.get("policy_paths") and not layer.trusted and not trust_repo_policies:
+            raise ConfigError(
+                f"{where(shown, checks.line_of('policy_paths'), 'checks.policy_paths')}: Python checks from the "
+                "repository being judged are not loaded, since their code would run inside the gate; pass "
+                "--trust-repo-policies where the repository is trusted, or ship the checks as a plugin package")
         for rel in checks.get("policy_paths", []):
             policy_paths.append(str((path.parent / rel).resolve()))
         for framework, entries in doc.get("controls", {}).items():
@@ -260,26 +398,90 @@ def _merge(chain: list[tuple[Path, YamlMap]]) -> Ruleset:
             for control, spec in entries.items():
                 merged[control] = {"title": spec["title"], "rules": list(spec["rules"])}
                 origins[f"controls.{framework}.{control}"] = shown
-                mentions.extend(Mention(r, shown, spec["rules"].lines[i], f"controls.{framework}.{control}")
+                mentions.extend(Mention(r, shown, spec["rules"].lines[i], f"controls.{framework}.{control}", index)
                                 for i, r in enumerate(spec["rules"]))
         for i, waiver in enumerate(doc.get("waivers", [])):
             waivers.append({**waiver, "source": shown, "line": doc["waivers"].lines[i]})
-            mentions.append(Mention(waiver["rule"], shown, waiver.line_of("rule"), "waivers.rule"))
+            mentions.append(Mention(waiver["rule"], shown, waiver.line_of("rule"), "waivers.rule", index))
         ignore.extend(doc.get("ignore", []))
         for key, value in doc.get("gate", {}).items():
             gate[key] = value
             if key == "forbid_inline":
-                mentions.extend(Mention(p, shown, value.lines[i], "gate.forbid_inline") for i, p in enumerate(value))
+                mentions.extend(Mention(p, shown, value.lines[i], "gate.forbid_inline", index)
+                                for i, p in enumerate(value))
             origins[f"gate.{key}"] = shown
-    meta = chain[-1][1]["metadata"]
+        for key, value in doc.get("limits", {}).items():
+            limits[key] = value
+            origins[f"limits.{key}"] = shown
+        if "locks" in doc:
+            lock = _lock(index, shown, doc, include, exclude, severity)
+            locks.append(lock)
+            mentions.extend(Mention(p, shown, doc["locks"]["rules"].lines[i], "locks.rules", index)
+                            for i, p in enumerate(lock.rules))
+            origins["locks"] = shown
+    for lock in locks:  # a lock holds for the layer that sets it too
+        if lock.fail_on and _rank(gate["fail_on"]) < _rank(lock.fail_on):
+            gate["fail_on"] = lock.fail_on
+        if lock.allow_inline is False:
+            gate["allow_inline"] = False
+        gate["forbid_inline"] = [*gate["forbid_inline"], *(r for r in lock.rules if r not in gate["forbid_inline"])]
+    meta = chain[-1].doc["metadata"]
     return Ruleset(
         name=meta["name"], version=str(meta.get("version", "0")), owner=meta.get("owner", ""),
         layers=tuple(layers), organisation=_plain(organisation), include=include, exclude=exclude,
         severity=severity, params=_plain(params), policy_paths=tuple(policy_paths), controls=_plain(controls),
         waivers=tuple(_plain(w) for w in waivers), ignore=tuple(ignore), fail_on=gate["fail_on"],
         allow_inline=gate["allow_inline"], forbid_inline=tuple(gate["forbid_inline"]), mentions=tuple(mentions),
-        origins=origins, base=str(chain[-1][0].parent),
+        origins=origins, base=str(chain[-1].path.parent), locks=tuple(locks), limits=Limits(**limits),
+        include_keys=tuple(include_keys),
     )
+
+
+def _rank(fail_on: str) -> int:
+    """How strict a threshold is: never -1 up to info 4 (info fails on the most)."""
+    return -1 if fail_on == "never" else 4 - Severity(fail_on).rank
+
+
+def _lock(index: int, shown: str, doc: YamlMap, include: tuple[str, ...], exclude: tuple[str, ...],
+          severity: Mapping[str, Severity]) -> Lock:
+    spec = doc["locks"]
+    return Lock(
+        layer=index, path=shown, line=doc.line_of("locks"), fail_on=spec.get("fail_on"),
+        rules=tuple(spec.get("rules", ())), allow_inline=spec.get("allow_inline"),
+        approvers=tuple(spec["approvers"]) if "approvers" in spec else None,
+        repo_policies=spec.get("repo_policies"), ignore=spec.get("ignore"),
+        include=include, exclude=exclude, severity=dict(severity),
+    )
+
+
+def _check_locks(shown: str, doc: YamlMap, locks: Sequence[Lock]) -> None:
+    """A layer that loosens what an earlier layer locked is a configuration error naming both."""
+    gate, checks = doc.get("gate", YamlMap()), doc.get("checks", YamlMap())
+    for lock in locks:
+        if lock.fail_on and "fail_on" in gate and _rank(gate["fail_on"]) < _rank(lock.fail_on):
+            _loosens(shown, gate.line_of("fail_on"), "gate.fail_on",
+                     f"{gate['fail_on']!r} is laxer than {lock.fail_on!r}", lock.name("fail_on"))
+        if lock.allow_inline is False and gate.get("allow_inline") is True:
+            _loosens(shown, gate.line_of("allow_inline"), "gate.allow_inline",
+                     "turns inline suppression back on", lock.name("allow_inline"))
+        if lock.ignore is False and doc.get("ignore"):
+            _loosens(shown, doc.line_of("ignore"), "ignore", "adds paths the scan would not look at "
+                     "(ask for a waiver instead)", lock.name("ignore"))
+        if lock.repo_policies is False and checks.get("policy_paths"):
+            _loosens(shown, checks.line_of("policy_paths"), "checks.policy_paths",
+                     "names Python checks to load", lock.name("repo_policies"))
+        if lock.approvers is not None:
+            for i, waiver in enumerate(doc.get("waivers", [])):
+                approver = str(waiver.get("approved_by", "")).lower()
+                if not any(fnmatch.fnmatchcase(approver, glob.lower()) for glob in lock.approvers):
+                    _loosens(shown, waiver.line_of("approved_by") if isinstance(waiver, YamlMap) else
+                             doc["waivers"].lines[i], f"waivers[{i}].approved_by",
+                             f"{approver!r} is not an approver the lock lists ({', '.join(lock.approvers)})",
+                             lock.name("approvers"))
+
+
+def _loosens(shown: str, line: int, key: str, what: str, lock: str) -> None:
+    raise ConfigError(f"{where(shown, line, key)}: {what}, which {lock} forbids")
 
 
 def _plain(node: Any) -> Any:

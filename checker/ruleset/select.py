@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from checker.errors import ConfigError, where
 from checker.model import Rule
-from checker.ruleset.loader import Ruleset
+from checker.ruleset.loader import Lock, Ruleset
 
 
 def select_rules(ruleset: Ruleset, catalogue: Mapping[str, Rule]) -> dict[str, Rule]:
@@ -37,7 +37,30 @@ def select_rules(ruleset: Ruleset, catalogue: Mapping[str, Rule]) -> dict[str, R
             controls=tuple(sorted({*rule.controls, *(c for match, found in controls if match((rule_id,))
                                                      for c in found)})),
         )
+    for lock in ruleset.locks:
+        if lock.rules:
+            _hold(lock, ruleset, catalogue, selected)
     return selected
+
+
+def _hold(lock: Lock, ruleset: Ruleset, catalogue: Mapping[str, Rule], selected: Mapping[str, Rule]) -> None:
+    """Every rule a lock covers (selected at the locking layer) stays selected, at no lower severity."""
+    locked, include, exclude = _matcher(lock.rules), _matcher(lock.include), _matcher(lock.exclude)
+    later = [m for m in ruleset.mentions if m.layer > lock.layer]
+    for rule_id in sorted(catalogue):
+        if not (locked((rule_id,)) and include((rule_id,)) and not exclude((rule_id,))):
+            continue
+        if rule_id not in selected:
+            culprit = next((m for m in later if m.key == "checks.exclude" and _matcher((m.pattern,))((rule_id,))),
+                           None) or next((m for m in reversed(ruleset.include_keys) if m.layer > lock.layer), None)
+            spot = where(culprit.path, culprit.line, culprit.key) if culprit else ruleset.path
+            raise ConfigError(f"{spot}: leaves out {rule_id}, which {lock.name('rules')} forbids")
+        floor = lock.severity.get(rule_id, catalogue[rule_id].severity)
+        if selected[rule_id].severity.rank < floor.rank:
+            culprit = next(m for m in reversed(later) if m.key == "checks.severity" and m.pattern == rule_id)
+            raise ConfigError(f"{where(culprit.path, culprit.line, culprit.key)}: lowers {rule_id} from "
+                              f"{floor.value} to {selected[rule_id].severity.value}, which {lock.name('rules')} "
+                              "forbids")
 
 
 def _matcher(patterns: Iterable[str]) -> Callable[[Iterable[str]], bool]:

@@ -1,0 +1,89 @@
+"""Every CHECKER_* environment variable, read and checked once, at start.
+
+A CI maintainer sets these; a typo must not silently change what the gate does (a misspelt
+CHECKER_BASE would leave the repository choosing its own judge), so an unknown CHECKER_*
+name or a malformed value is a configuration error (exit 2) naming the variable.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from checker.errors import ConfigError
+
+
+def _seconds(name: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigError(f"{name}={text!r}: expected a whole number of seconds above 0")
+    return value
+
+
+def _megabytes(name: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 64:
+        raise ConfigError(f"{name}={text!r}: expected a whole number of MiB, at least 64")
+    return value
+
+
+def _switch(name: str, text: str) -> bool:
+    if text not in ("0", "1"):
+        raise ConfigError(f"{name}={text!r}: expected 0 (off) or 1 (on)")
+    return text == "1"
+
+
+def _reference(name: str, text: str) -> str:
+    if not text.strip():
+        raise ConfigError(f"{name} is set but empty: name a bundled ruleset or a ruleset file (NAME|FILE[@sha256:HEX])")
+    return text
+
+
+# variable -> (Settings field, parser, what it is for): the single list of what the tool reads.
+VARIABLES: Mapping[str, tuple[str, Callable[[str, str], Any], str]] = {
+    "CHECKER_BASE": ("base", _reference, "the organisation's ruleset layer every scan builds on (as --base)"),
+    "CHECKER_WARM": ("warm", _switch, "0 turns the warm server off on a developer machine"),
+    "CHECKER_WARM_IDLE": ("warm_idle", _seconds, "seconds an idle warm server lives"),
+    "CHECKER_CHECKOV_TIMEOUT": ("checkov_timeout", _seconds, "seconds one Checkov worker may run"),
+    "CHECKER_WORKER_MEMORY_MB": ("worker_memory_mb", _megabytes,
+                                 "MiB one Checkov worker may allocate beyond what it inherits"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What the environment asks of this run."""
+
+    base: str | None = None
+    warm: bool = True
+    warm_idle: int = 20 * 60
+    checkov_timeout: int = 1800
+    worker_memory_mb: int = 512
+
+
+def read(environ: Mapping[str, str]) -> Settings:
+    """Settings from an environment; ConfigError for an unknown CHECKER_* name or a malformed value."""
+    values: dict[str, Any] = {}
+    for name, text in sorted(environ.items()):
+        if not name.startswith("CHECKER_"):
+            continue
+        if name not in VARIABLES:
+            known = ", ".join(VARIABLES)
+            raise ConfigError(f"{name}: unknown variable (a typo?); checker reads {known}")
+        field, parse, _ = VARIABLES[name]
+        values[field] = parse(name, text)
+    return Settings(**values)
+
+
+@functools.lru_cache(maxsize=1)
+def current() -> Settings:
+    """This process's settings, read once (the warm server's children re-read their client's)."""
+    return read(os.environ)
