@@ -232,8 +232,9 @@ class _Walk:
         """A symbolic link is never followed; one leaving the root may hide configuration."""
         target = os.path.realpath(os.path.join(self.real_root, rel))
         exists = os.path.exists(target)
-        if exists and _inside(self.real_root, target):
-            self.refused.append(rel)  # its target is scanned under its own name
+        if exists and _inside(self.real_root, target):  # its target is scanned under its own name
+            self._refuse(rel, False, "", "symbolic link(s) inside the scanned root were not followed (their "
+                         "targets are scanned under their own names)")
             return
         where = "outside the scanned root" if exists else "a missing path"
         self._refuse(rel, os.path.isdir(target) or is_checked_name(rel),
@@ -485,6 +486,10 @@ def _classify(real_root: str, rel: str, charts: Sequence[str], limits: Limits,
         return _Classified(text=None)
     if "\x00" in text and (is_yaml or kind is not None):
         return _Classified(problem=Problem("holds NUL bytes (a binary file?), so it could not be checked", rel))
+    if kind is Kind.DOCKERFILE and text.count("\n") > limits.max_dockerfile_lines:
+        return _Classified(problem=Problem(
+            f"is a Dockerfile of more than {limits.max_dockerfile_lines:,} lines, so it was not checked (raise "
+            "`limits.max_dockerfile_lines` in the ruleset to check it)", rel), refuse=True)
     if kind in (Kind.TERRAFORM, Kind.DOCKERFILE) and not lower.endswith(".json"):
         return _Classified(kind, (), text)
     if not is_yaml:
@@ -501,7 +506,7 @@ def _classify(real_root: str, rel: str, charts: Sequence[str], limits: Limits,
             "all, so it was not checked; scan fewer folders at once, or raise `limits.max_scan_yaml_nodes` in the "
             "ruleset", rel), refuse=True)
     try:
-        docs = tuple(load_yaml(text, limits=limits))
+        docs = tuple(load_yaml(text, strict=True, limits=limits))
     except YamlLimitError as error:
         return _Classified(problem=Problem(
             f"was refused, {yaml_error_text(error)}, so it was not checked; if the file is genuine, raise that "
@@ -539,10 +544,10 @@ _KUSTOMIZE_GENERATORS = ("configMapGenerator", "secretGenerator")  # lists of {f
 
 
 def _kustomize_escapes(real_root: str, source: Source) -> Iterator[Problem]:
-    """A problem for every local path a kustomization names that resolves outside the root.
+    """A problem for every path a kustomization names that leaves the root, on disk or remote.
 
-    A remote address (`https://...`, `git@host:...`, `github.com/org/repo//dir`) is fetched,
-    not read from this machine, and is left alone unless a local path by that name exists.
+    A remote base (`https://...`, `git@host:...`, `github.com/org/repo//dir`) would be fetched
+    at render time: content that is not in the repository, which the gate cannot vouch for.
     """
     folder = os.path.join(real_root, posixpath.dirname(source.path))
     for doc in source.documents:
@@ -550,7 +555,11 @@ def _kustomize_escapes(real_root: str, source: Source) -> Iterator[Problem]:
             for value, line in _kustomize_paths(doc):
                 local = urllib.parse.urlsplit(value).path if value.startswith("file://") else value
                 target = os.path.realpath(os.path.join(folder, local))
-                if not _inside(real_root, target) and (os.path.lexists(target) or not _remote(value)):
+                if _remote(value) and not os.path.lexists(target):
+                    yield Problem(f"kustomization names the remote base {value}; remote bases are not fetched, so "
+                                  "it was not rendered and nothing it names was checked (vendor the base into the "
+                                  "repository)", source.path, line)
+                elif not _inside(real_root, target):
                     yield Problem(f"kustomization names {value} outside the scanned root; it was not rendered, "
                                   "so nothing it names was checked", source.path, line)
 

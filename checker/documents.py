@@ -39,6 +39,9 @@ class Limits:
     # every file are held at once, so many files just under the per-file limit must not add up
     # to gigabytes (the largest corpus folder has about 211,000)
     max_scan_yaml_nodes: int = 1_000_000
+    # Dockerfile parsers (dockerfile-parse's and Checkov's) slow down with the square of a file's
+    # lines: 10,000 lines take 2.5 s in a whole scan, 380,000 would take minutes
+    max_dockerfile_lines: int = 10_000
 
 
 DEFAULT_LIMITS = Limits()
@@ -97,7 +100,7 @@ class TaggedStr(str):
 
 
 class DuplicateKeyError(yaml.MarkedYAMLError):
-    """A mapping names the same key twice (rulesets refuse this)."""
+    """A mapping names the same key twice: refused in rulesets and targets alike."""
 
 
 class _LineLoader(_BaseLoader):  # type: ignore[misc,valid-type]
@@ -131,6 +134,8 @@ def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> YamlMap:
     if loader.depth >= loader.max_depth:
         _deeper(loader, node)
     try:
+        if loader.strict:
+            _unique_keys(node)
         if loader.merges:
             loader.flatten_mapping(node)
         result = YamlMap()
@@ -144,15 +149,25 @@ def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> YamlMap:
                 raise yaml.constructor.ConstructorError(
                     "while constructing a mapping", node.start_mark, "found an unhashable key", key_node.start_mark
                 ) from None
-            if loader.strict and key in result:
-                raise DuplicateKeyError(
-                    "while constructing a mapping", node.start_mark, f"found duplicate key {key!r}",
-                    key_node.start_mark)
-            result[key] = loader.construct_object(value_node, deep=True)
+            result[key] = loader.construct_object(value_node, deep=True)  # a key of its own overrides a merged one
             result.lines[key] = key_node.start_mark.line + 1
         return result
     finally:
         loader.depth -= 1
+
+
+def _unique_keys(node: yaml.MappingNode) -> None:
+    """A mapping may not name a key twice: parsers disagree on which value wins (PyYAML keeps the
+    last, Kubernetes, GitHub and Compose refuse the file), so a reviewer and the gate could read
+    different values. Merged keys (`<<`) may be overridden."""
+    seen: set[tuple[str, str]] = set()
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        if (key_node.tag, key_node.value) in seen:
+            raise DuplicateKeyError("while constructing a mapping", node.start_mark,
+                                    f"found duplicate key {key_node.value!r}", key_node.start_mark)
+        seen.add((key_node.tag, key_node.value))
 
 
 def _construct_seq(loader: _LineLoader, node: yaml.SequenceNode) -> YamlSeq:

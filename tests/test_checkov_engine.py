@@ -60,9 +60,9 @@ Resources:
 """
 
 
-def scan(tmp_path: Path, include: list[str], folder: str = "repo"):
+def scan(tmp_path: Path, include: list[str], folder: str = "repo", limits: str = "{}"):
     rules = tmp_path / "rules.yaml"
-    rules.write_text(ruleset_text(include, gate="{fail_on: never}"))
+    rules.write_text(ruleset_text(include, gate="{fail_on: never}", limits=limits))
     return run(Options(paths=(str(tmp_path / folder),), ruleset=str(rules)))
 
 
@@ -118,6 +118,9 @@ spec:
 """
 
 
+BIG = "{max_dockerfile_lines: 200000}"  # the organisation lets big Dockerfiles through to Checkov
+
+
 def big_dockerfile() -> str:
     """A valid Dockerfile under our size limit (2.2 MB) that takes Checkov's parser 5 s and 700 MiB."""
     return "FROM nginx:latest\n" + "".join(f"RUN echo {i}\n" for i in range(150_000))
@@ -142,7 +145,7 @@ def test_a_worker_past_its_memory_cap_costs_only_the_file_that_needed_it(write, 
     write("repo/big/Dockerfile", big_dockerfile())
     write("repo/small/Dockerfile", "FROM nginx:latest\n")
     write("repo/pod.yaml", POD.replace("NAME", "pod"))
-    result = scan(tmp_path, ["CKV_K8S_*", "CKV_DOCKER_*"])
+    result = scan(tmp_path, ["CKV_K8S_*", "CKV_DOCKER_*"], limits=BIG)
     assert [(p.path, p.message) for p in result.problems] == [(
         "big/Dockerfile", "Checkov's dockerfile runner ran out of its memory cap of 64 MiB on it, so it was not checked")]
     assert paths_with_findings(result) == {"small/Dockerfile", "pod.yaml"}
@@ -153,7 +156,7 @@ def test_a_worker_past_its_memory_cap_costs_only_the_file_that_needed_it(write, 
 def test_a_framework_with_one_file_names_it_at_once_without_running_it_again(write, tmp_path, environment):
     environment.setenv("CHECKER_WORKER_MEMORY_MB", "64")
     write("repo/Dockerfile", big_dockerfile())
-    result = scan(tmp_path, ["CKV_DOCKER_*"])
+    result = scan(tmp_path, ["CKV_DOCKER_*"], limits=BIG)
     assert [(p.path, p.message) for p in result.problems] == [(
         "Dockerfile", "Checkov's dockerfile runner ran out of its memory cap of 64 MiB on it, so it was not checked")]
     assert not any("re-run" in n for n in result.notes)
@@ -165,7 +168,7 @@ def test_a_worker_past_its_deadline_is_killed_and_named_and_the_scan_ends_in_tim
     write("repo/small/Dockerfile", "FROM nginx:latest\n")
     write("repo/pod.yaml", POD.replace("NAME", "pod"))
     started = time.monotonic()
-    result = scan(tmp_path, ["CKV_K8S_*", "CKV_DOCKER_*"])
+    result = scan(tmp_path, ["CKV_K8S_*", "CKV_DOCKER_*"], limits=BIG)
     assert time.monotonic() - started < 15  # the first pass and the re-runs end within twice the limit
     problems = {p.path: p.message for p in result.problems}
     assert problems["big/Dockerfile"].startswith("Checkov's dockerfile runner did not finish within 1 s on it")

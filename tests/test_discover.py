@@ -174,7 +174,8 @@ def test_symbolic_links_are_never_followed(write, tmp_path):
     }
     assert found.refused == ("alias.yaml", "folder", "gone.yaml", "readme.txt", "real-link", "secret.yaml")
     assert any("readme.txt" in note for note in found.notes)
-    assert not any("alias.yaml" in note or "real-link" in note for note in found.notes)
+    inside = next(note for note in found.notes if "inside the scanned root were not followed" in note)
+    assert "alias.yaml" in inside and "real-link" in inside
     assert found.files == ("real/pod.yaml",)
 
 
@@ -314,9 +315,12 @@ def test_kustomizations_naming_paths_outside_the_root_are_problems_and_refused(w
     (root / "linked").symlink_to(tmp_path / "outside" / "base")
     write("root/via-link/kustomization.yaml", "bases: [../linked]\n")
     found = discover(root, [root])
-    got = sorted((p.path, p.line, p.message.split(" outside")[0]) for p in found.problems if "kustomization" in p.message)
+    got = sorted((p.path, p.line, p.message.split(" outside")[0].split(";")[0])
+                 for p in found.problems if "kustomization" in p.message)
     assert got == [
         ("overlay/kustomization.yaml", 3, "kustomization names ../../outside/base"),
+        ("overlay/kustomization.yaml", 4, "kustomization names the remote base https://github.com/org/repo//deploy?ref=v1"),
+        ("overlay/kustomization.yaml", 5, "kustomization names the remote base github.com/org/repo/deploy?ref=v1"),
         ("overlay/kustomization.yaml", 7, "kustomization names ../../outside/patch.yaml"),
         ("overlay/kustomization.yaml", 10, "kustomization names ../../outside/secret.env"),
         ("overlay/kustomization.yaml", 12, "kustomization names /etc/schema.json"),
@@ -391,3 +395,26 @@ def test_many_files_just_under_the_file_limit_cannot_add_up_past_the_scan_budget
     assert [p.path for p in found.problems] == ["cm2.yaml", "cm3.yaml", "cm4.yaml"]
     assert "past the limit of 10,000 nodes in all" in found.problems[0].message
     assert "`limits.max_scan_yaml_nodes`" in found.problems[0].message
+
+
+def test_a_dockerfile_past_the_line_limit_is_named_and_refused(tmp_path: Path) -> None:
+    """Dockerfile parsers are quadratic in lines: a huge one is a named problem, not minutes of parsing."""
+    (tmp_path / "Dockerfile").write_text("FROM nginx:1.25\nRUN true \\\n" + "  && true \\\n" * 200 + "  && true\n")
+    (tmp_path / "ok.Dockerfile").write_text("FROM nginx:1.25\n")
+    found = discover(tmp_path, [tmp_path], limits=Limits(max_dockerfile_lines=100))
+    assert [(p.path, p.message) for p in found.problems] == [("Dockerfile", (
+        "is a Dockerfile of more than 100 lines, so it was not checked (raise `limits.max_dockerfile_lines` in the "
+        "ruleset to check it)"))]
+    assert found.refused == ("Dockerfile",) and [s.path for s in found.sources] == ["ok.Dockerfile"]
+
+
+def test_a_key_written_twice_is_a_parse_problem_but_a_merged_key_may_be_overridden(tmp_path: Path) -> None:
+    """Which value wins differs between parsers, so the gate refuses the ambiguity instead of guessing."""
+    (tmp_path / "pod.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+                                       "    - name: a\n      image: docker.io/nginx\n      image: registry.example.com/n\n")
+    (tmp_path / ".gitlab-ci.yml").write_text(".base: &base\n  image: a\n  stage: test\njob:\n  <<: *base\n  image: b\n")
+    found = discover(tmp_path, [tmp_path])
+    assert [(p.path, p.line) for p in found.problems] == [("pod.yaml", 8)]
+    assert "found duplicate key 'image'" in found.problems[0].message
+    (job,) = [s for s in found.sources if s.path == ".gitlab-ci.yml"]
+    assert job.documents[0]["job"] == {"image": "b", "stage": "test"}

@@ -174,3 +174,15 @@ def test_a_malformed_checker_variable_is_exit_2_from_the_console_script(tmp_path
                           cwd=PROJECT)
     assert done.returncode == 2, done.stderr
     assert f"checker: error: {message}" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_repository_may_lower_its_limits_but_not_raise_them(cli, repo, tmp_path):
+    (repo / ".checker.yaml").write_text(TEAM + "limits:\n  max_yaml_nodes: 100000000\n")
+    raised = scan(cli, repo)
+    assert raised.exit_code == 2
+    assert (".checker.yaml:5: limits.max_yaml_nodes: a ruleset inside the repository being judged may lower a limit, "
+            "not raise it (to 100000000 from 250000)") in raised.output
+    (repo / ".checker.yaml").write_text(TEAM + "limits:\n  max_file_bytes: 2048\n")
+    assert scan(cli, repo).exit_code == 1  # lower is stricter: allowed
+    (tmp_path / "org.yaml").write_text(ORG + "limits: {max_yaml_nodes: 400000}\n")
+    assert scan(cli, repo).exit_code == 1  # the organisation's layer may raise them

@@ -262,7 +262,7 @@ def _modules_outside(discovery: Discovery) -> list[Problem]:
     root = os.path.realpath(discovery.root)
     found = []
     for source in discovery.of_kind(Kind.TERRAFORM):
-        for match in _LOCAL_SOURCE.finditer(source.text):
+        for match in _LOCAL_SOURCE.finditer(source.text or ""):  # None: a .tf.json that is not JSON
             target = os.path.realpath(os.path.join(root, posixpath.dirname(source.path), match.group(1)))
             if not _inside(root, target):
                 line = source.text.count("\n", 0, match.start(1)) + 1

@@ -411,6 +411,11 @@ def _merge(chain: Sequence[_Layer], trust_repo_policies: bool = False) -> Rulese
                                 for i, p in enumerate(value))
             origins[f"gate.{key}"] = shown
         for key, value in doc.get("limits", {}).items():
+            current = limits.get(key, getattr(Limits(), key))
+            if value > current and not layer.trusted:
+                raise ConfigError(f"{where(shown, doc['limits'].lines[key], f'limits.{key}')}: a ruleset inside the "
+                                  f"repository being judged may lower a limit, not raise it (to {value} from "
+                                  f"{current}); raise it in the organisation's layer (--base)")
             limits[key] = value
             origins[f"limits.{key}"] = shown
         if "locks" in doc:
