@@ -245,6 +245,8 @@ def _locked(ruleset: Any) -> dict[str, str]:
                 out[setting] = lock.name(key)
         for glob in lock.rules:
             out[f"rules {glob}"] = lock.name("rules")
+        for glob in lock.organisation:
+            out[f"organisation.{glob}"] = lock.name("organisation")
     return out
 
 

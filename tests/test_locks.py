@@ -30,6 +30,7 @@ locks:
   approvers: ["*@security.example.com"]
   repo_policies: false
   ignore: false
+  organisation: [approved_registries]
 """
 TEAM = "apiVersion: checker/v1\nkind: Ruleset\nmetadata: {name: team}\n"
 POD = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n    - {name: a, image: nginx}\n"
@@ -61,8 +62,12 @@ def scan(cli, repo: Path, *args: str):
      "approvers"),
     ("ignore: [k8s/]\n", 4, "ignore: adds paths the scan would not look at", "ignore"),
     ("checks:\n  policy_paths: [checks]\n", 5, "checks.policy_paths: names Python checks to load", "repo_policies"),
+    ("organisation:\n  approved_registries: [docker.io]\n", 5,
+     "organisation.approved_registries: changes an organisation fact the checks read", "organisation"),
+    ("checks:\n  params:\n    ORG-K8S-001: {registries: [docker.io]}\n", 6,
+     "checks.params.ORG-K8S-001: changes the parameters of a locked rule", "rules"),
 ], ids=["laxer-fail-on", "fail-on-never", "exclude-locked", "include-leaves-out", "lower-severity",
-        "inline-back-on", "foreign-approver", "ignore", "repo-policies"])
+        "inline-back-on", "foreign-approver", "ignore", "repo-policies", "organisation-fact", "locked-params"])
 def test_a_repository_layer_that_loosens_a_lock_is_a_configuration_error(cli, repo, layer, line, message, lock):
     (repo / ".checker.yaml").write_text(TEAM + layer)
     result = scan(cli, repo, "--trust-repo-policies")
@@ -94,6 +99,7 @@ def test_the_base_digest_pins_the_organisation_layer(cli, repo, tmp_path):
     digest = shown["digest"].removeprefix("sha256:")
     assert shown["locked"]["gate.fail_on"].startswith("locks.fail_on of ")
     assert shown["locked"]["rules ORG-K8S-001"].startswith("locks.rules of ")
+    assert shown["locked"]["organisation.approved_registries"].startswith("locks.organisation of ")
     pinned = cli("scan", str(repo), "--base", f"{tmp_path / 'org.yaml'}@sha256:{digest}")
     assert pinned.exit_code == 1, pinned.output  # the pod's image is not from the approved registry
     (tmp_path / "org.yaml").write_text(ORG.replace("registry.example.com", "docker.io"))

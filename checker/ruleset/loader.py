@@ -61,6 +61,7 @@ class Lock:
     approvers: tuple[str, ...] | None = None
     repo_policies: bool | None = None
     ignore: bool | None = None
+    organisation: tuple[str, ...] = ()
     include: tuple[str, ...] = ("*",)
     exclude: tuple[str, ...] = ()
     severity: Mapping[str, Severity] = dataclasses.field(default_factory=dict)
@@ -70,7 +71,7 @@ class Lock:
         return f"locks.{key} of {self.path}:{self.line}"
 
     def as_dict(self) -> dict[str, Any]:
-        keys = ("fail_on", "rules", "allow_inline", "approvers", "repo_policies", "ignore")
+        keys = ("fail_on", "rules", "allow_inline", "approvers", "repo_policies", "ignore", "organisation")
         out = {k: getattr(self, k) for k in keys if getattr(self, k) not in (None, ())}
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
@@ -455,7 +456,7 @@ def _lock(index: int, shown: str, doc: YamlMap, include: tuple[str, ...], exclud
         rules=tuple(spec.get("rules", ())), allow_inline=spec.get("allow_inline"),
         approvers=tuple(spec["approvers"]) if "approvers" in spec else None,
         repo_policies=spec.get("repo_policies"), ignore=spec.get("ignore"),
-        include=include, exclude=exclude, severity=dict(severity),
+        organisation=tuple(spec.get("organisation", ())), include=include, exclude=exclude, severity=dict(severity),
     )
 
 
@@ -472,6 +473,14 @@ def _check_locks(shown: str, doc: YamlMap, locks: Sequence[Lock]) -> None:
         if lock.ignore is False and doc.get("ignore"):
             _loosens(shown, doc.line_of("ignore"), "ignore", "adds paths the scan would not look at "
                      "(ask for a waiver instead)", lock.name("ignore"))
+        for key in doc.get("organisation", {}):
+            if any(fnmatch.fnmatchcase(str(key), glob) for glob in lock.organisation):
+                _loosens(shown, doc["organisation"].line_of(key), f"organisation.{key}",
+                         "changes an organisation fact the checks read", lock.name("organisation"))
+        for rule_id in checks.get("params", {}):
+            if any(fnmatch.fnmatchcase(str(rule_id), glob) for glob in lock.rules):
+                _loosens(shown, checks["params"].line_of(rule_id), f"checks.params.{rule_id}",
+                         "changes the parameters of a locked rule", lock.name("rules"))
         if lock.repo_policies is False and checks.get("policy_paths"):
             _loosens(shown, checks.line_of("policy_paths"), "checks.policy_paths",
                      "names Python checks to load", lock.name("repo_policies"))
