@@ -110,7 +110,7 @@ def discover(root: Path, paths: Sequence[Path], ignore: Sequence[str] = (), igno
         if found.refuse:
             walk.refused.append(rel)
         elif found.kind is not None and not found.problem:
-            sources.append(Source(rel, found.kind, found.documents, found.text))
+            sources.append(Source(rel, found.kind, found.documents, found.text or ""))
         elif rel.endswith(".json") and found.text is None:
             unknown_json.append(rel)
     for source in sources:

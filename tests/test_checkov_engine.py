@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from checker import settings
-from checker.engines import checkov as checkov_engine
+from checker.engines import workers
 from checker.scan import Options, run
 from testkit import corpus_folder, ruleset_text
 
@@ -221,7 +221,7 @@ def test_a_kustomization_whose_base_leaves_the_root_is_not_rendered_by_checkov(w
     (1, "exited with status 1 without a result"),
 ])
 def test_a_dead_worker_is_named_with_its_cause(exitcode, cause):
-    assert checkov_engine._cause(exitcode, settings.Settings()) == cause
+    assert workers.cause(exitcode, workers.Fence(settings.Settings().worker_memory_mb, 1)) == cause
 
 
 def test_fifos_named_like_configuration_do_not_hang_any_runner(write, tmp_path):

@@ -1,9 +1,9 @@
 """The Checkov engine: runs real Checkov runners for the frameworks present and normalises results.
 
-Each framework's runner runs in its own forked worker process: Checkov's global state stays out
-of ours, frameworks run in parallel (at most one worker per CPU), and every worker runs under a
-memory cap and a deadline, so a runner that crashes, hangs or balloons costs its own results
-only, named with the cause. A framework Checkov runs file by file is then re-run one file per
+Each framework's runner runs in its own forked worker process (checker.engines.workers):
+Checkov's global state stays out of ours, frameworks run in parallel (at most one worker per
+CPU), and every worker runs under a memory cap and a deadline, so a runner that crashes, hangs
+or balloons costs its own results only, named with the cause. A framework Checkov runs file by file is then re-run one file per
 worker, so every other file keeps its results and only the culprit is named. A runner that
 raises is narrowed down to the file the same way, inside its worker. Parse errors Checkov
 counts and skips become Problems (the scan fails closed). Paths discovery refused (symbolic
@@ -12,31 +12,22 @@ links, FIFOs, files past our limits) are kept away from every runner.
 from __future__ import annotations
 
 import codecs
-import collections
-import contextlib
-import ctypes
 import dataclasses
 import importlib
 import importlib.metadata
 import json
 import logging
-import multiprocessing
-import multiprocessing.connection
 import os
 import posixpath
 import re
-import resource
-import signal
-import time
 from collections.abc import Mapping, Sequence
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
 from checker import settings
 from checker.discover import Discovery
 from checker.documents import TaggedStr, YamlMap
-from checker.engines import Outcome
+from checker.engines import Outcome, workers
 from checker.model import Finding, Kind, Location, Problem, Rule, Severity, Suppression
 from checker.ruleset import Ruleset
 
@@ -115,10 +106,6 @@ _MISREAD: Mapping[str, Mapping[str, tuple[str, ...]]] = {
 }
 # Frameworks Checkov runs file by file, so a crash can be narrowed down to the file.
 _PER_FILE = frozenset(RUNNERS) - {"terraform", "terraform_json", "kustomize", "helm"}
-_OUT_OF_MEMORY = 86  # a worker's exit status when an allocation failed under its memory cap
-_AT_CAP = 8 * 2**20  # a worker this close to its memory cap can no longer allocate what it needs
-_POLL = 0.5  # seconds between looks at each worker's memory
-_PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 _GUIDE = "https://www.checkov.io/5.Policy%20Index/all.html"
 
 
@@ -232,7 +219,7 @@ def _misread(framework: str, discovery: Discovery) -> list[Problem]:
     found = []
     for path in _candidates(framework, discovery) if encodings else ():
         encoding = _encoding(discovery.root / path)
-        if encoding in encodings and path.endswith(encodings[encoding]):
+        if encoding is not None and encoding in encodings and path.endswith(encodings[encoding]):
             found.append(Problem(f"Checkov cannot read {framework} files encoded as {encoding}; it was not checked "
                                  "by Checkov (save it as UTF-8 without a byte-order mark)", path, 0, "checkov"))
     return found
@@ -262,7 +249,7 @@ def _modules_outside(discovery: Discovery) -> list[Problem]:
     root = os.path.realpath(discovery.root)
     found = []
     for source in discovery.of_kind(Kind.TERRAFORM):
-        for match in _LOCAL_SOURCE.finditer(source.text or ""):  # None: a .tf.json that is not JSON
+        for match in _LOCAL_SOURCE.finditer(source.text):
             target = os.path.realpath(os.path.join(root, posixpath.dirname(source.path), match.group(1)))
             if not _inside(root, target):
                 line = source.text.count("\n", 0, match.start(1)) + 1
@@ -307,154 +294,48 @@ def _candidates(framework: str, discovery: Discovery) -> tuple[str, ...]:
     return tuple(f for f in discovery.files if f.endswith(endings))
 
 
-@dataclasses.dataclass
-class _Worker:
-    """A forked worker running one job: its result arrives on `reader`, or EOF when it dies."""
-
-    job: _Job
-    process: BaseProcess
-    pid: int  # also its process group's id
-    reader: multiprocessing.connection.Connection
-    started: float
-    deadline: float
-    cap: int | None  # its RLIMIT_DATA in bytes; None where there is no such accounting
-    at_cap: int = 0  # consecutive polls that found it at its cap
-
-
 def _run_jobs(jobs: Sequence[_Job], limits: settings.Settings) -> list[_Result]:
-    """Run every job in its own capped worker, at most one per CPU, the longest first.
+    """Run every job in its own fenced worker (checker.engines.workers), the longest first.
 
-    A worker past its deadline is killed with its process group (Checkov's own helpers too).
-    A first pass gets `checkov_timeout` seconds per worker; re-runs of single files after a
-    death get as much again per file, and all of it ends within twice `checkov_timeout`.
+    A worker that dies costs its own results, named; a framework Checkov runs file by file is
+    then re-run one file per worker, so only the culprit goes unchecked.
     """
     for job in jobs:  # imported once here, shared by every forked worker
         importlib.import_module(RUNNERS[job.framework].split(":")[0])
-    queue = collections.deque(sorted(jobs, key=_expected_cost, reverse=True))
-    end = time.monotonic() + 2 * limits.checkov_timeout
-    running: dict[multiprocessing.connection.Connection, _Worker] = {}
-    results: list[_Result] = []
-    try:
-        while queue or running:
-            while queue and len(running) < (os.cpu_count() or 1):
-                job = queue.popleft()
-                if time.monotonic() >= end:
-                    results.append(_unstarted(job, limits))
-                else:
-                    worker = _start(job, limits, end)
-                    running[worker.reader] = worker
-            if running:
-                _reap(running, queue, results, limits)
-    finally:
-        for worker in running.values():
-            _stop(worker)
+    fence = workers.Fence(limits.worker_memory_mb, limits.checkov_timeout)
+    callbacks = workers.Callbacks(work=_run_job, lost=_lost, unstarted=_unstarted, failed=_failed)
+    results = workers.run_all(sorted(jobs, key=_expected_cost, reverse=True), fence, callbacks)
     return sorted(results, key=lambda r: list(RUNNERS).index(r.framework))
 
 
-def _reap(running: dict[multiprocessing.connection.Connection, _Worker], queue: collections.deque[_Job],
-          results: list[_Result], limits: settings.Settings) -> None:
-    """Wait (half a second at most) for workers to finish or die; stop those past their deadline or cap."""
-    timeout = max(0.0, min(_POLL, *(w.deadline - time.monotonic() for w in running.values())))
-    for reader in multiprocessing.connection.wait(list(running), timeout):
-        worker = running.pop(reader)  # type: ignore[arg-type]
-        result = _receive(worker)
-        _stop(worker)
-        if result is not None:
-            results.append(result)
-        else:
-            results.append(_lost(worker.job, _cause(worker.process.exitcode, limits)))
-            queue.extend(_retries(worker.job))
-    now = time.monotonic()
-    for reader, worker in list(running.items()):
-        if worker.deadline <= now:
-            cause = f"did not finish within {round(worker.deadline - worker.started)} s"
-        elif _stuck_at_cap(worker):
-            cause = _cause(_OUT_OF_MEMORY, limits)
-        else:
-            continue
-        del running[reader]
-        _stop(worker)
-        results.append(_lost(worker.job, cause))
-        queue.extend(_retries(worker.job))
-
-
-def _stuck_at_cap(worker: _Worker) -> bool:
-    """Whether a worker has sat at its memory cap for two polls running.
-
-    Checkov catches MemoryError and carries on, failing again and again: measured, a 5 MB
-    Dockerfile kept a worker at its cap for over ten minutes, mostly inside C code that never
-    let another thread of the worker run. Hence a check from outside, by the parent.
-    """
-    used = _data_size(worker.pid)
-    worker.at_cap = worker.at_cap + 1 if worker.cap and used and used >= worker.cap - _AT_CAP else 0
-    return worker.at_cap >= 2
-
-
-def _start(job: _Job, limits: settings.Settings, end: float) -> _Worker:
-    """Fork a worker for `job` in a process group of its own, so a kill reaches its children too."""
-    reader, writer = multiprocessing.get_context("fork").Pipe(duplex=False)
-    used = _data_size(os.getpid())  # what the worker starts with: fork copies this address space
-    cap = used + limits.worker_memory_mb * 2**20 if used is not None else None
-    process = multiprocessing.get_context("fork").Process(target=_work, args=(job, writer, cap, os.getpid()))
-    process.start()
-    writer.close()
-    pid = int(process.pid)  # type: ignore[arg-type]  # set by start()
-    with contextlib.suppress(OSError):  # it did so already, or already exited
-        os.setpgid(pid, pid)  # also done by the worker: whichever runs first
-    now = time.monotonic()
-    return _Worker(job, process, pid, reader, now, min(now + limits.checkov_timeout, end), cap)
-
-
-def _receive(worker: _Worker) -> _Result | None:
-    """The worker's result, or None when it died before sending one."""
-    try:
-        result = worker.reader.recv()
-    except (EOFError, OSError):
-        return None
-    return result if isinstance(result, _Result) else None
-
-
-def _stop(worker: _Worker) -> None:
-    """Kill what is left of a worker's process group (none of it when it finished) and reap it."""
-    with contextlib.suppress(OSError):  # the group is gone already
-        os.killpg(worker.pid, signal.SIGKILL)
-    worker.process.join()
-    worker.reader.close()
-
-
-def _cause(exitcode: int | None, limits: settings.Settings) -> str:
-    """Why a worker died without a result, in words."""
-    if exitcode == _OUT_OF_MEMORY:
-        return f"ran out of its memory cap of {limits.worker_memory_mb} MiB"
-    if exitcode is not None and exitcode < 0:
-        name = signal.Signals(-exitcode).name if -exitcode in signal.valid_signals() else str(-exitcode)
-        hint = " (the machine ran out of memory?)" if -exitcode == signal.SIGKILL else ""
-        return f"was killed by signal {name}{hint}"
-    return f"exited with status {exitcode} without a result"
-
-
-def _lost(job: _Job, cause: str) -> _Result:
-    """What a worker that died costs: its file named, or its framework named, or a note before re-runs."""
-    framework, lone = job.framework, _lone_file(job)
+def _lost(job: _Job, cause: str) -> tuple[_Result, list[_Job]]:
+    """What a worker that died costs (its file named, or its framework), and the per-file re-runs."""
+    framework, lone, retries = job.framework, _lone_file(job), _retries(job)
     if lone:
         return _Result(framework, problems=[Problem(
-            f"Checkov's {framework} runner {cause} on it, so it was not checked", lone, 0, "checkov")])
-    if _retries(job):
+            f"Checkov's {framework} runner {cause} on it, so it was not checked", lone, 0, "checkov")]), []
+    if retries:
         return _Result(framework, notes=[(f"Checkov's {framework} runner {cause}; its files were re-run one at a "
-                                          "time so that only the culprit goes unchecked")])
+                                          "time so that only the culprit goes unchecked")]), retries
     return _Result(framework, problems=[Problem(
-        f"Checkov's {framework} runner {cause}, so no {framework} file was checked", "", 0, "checkov")])
+        f"Checkov's {framework} runner {cause}, so no {framework} file was checked", "", 0, "checkov")]), []
 
 
-def _unstarted(job: _Job, limits: settings.Settings) -> _Result:
+def _unstarted(job: _Job, why: str) -> _Result:
     """What a job costs when the time for all workers ran out before it could start."""
     framework, lone = job.framework, _lone_file(job)
-    why = f"the time limit for all Checkov workers ({2 * limits.checkov_timeout} s) ran out before it could start"
     if lone:
         return _Result(framework, problems=[Problem(
             f"Checkov's {framework} runner was not run on it: {why}, so it was not checked", lone, 0, "checkov")])
     return _Result(framework, problems=[Problem(
         f"Checkov's {framework} runner was not run: {why}, so no {framework} file was checked", "", 0, "checkov")])
+
+
+def _failed(job: _Job, error: BaseException) -> _Result:
+    """What a worker reports when running its framework raised outside Checkov's runner."""
+    return _Result(job.framework, problems=[Problem(
+        f"Checkov's {job.framework} runner failed ({type(error).__name__}: {error}); its files were not checked",
+        "", 0, "checkov")])
 
 
 def _lone_file(job: _Job) -> str | None:
@@ -472,66 +353,6 @@ def _retries(job: _Job) -> list[_Job]:
 def _expected_cost(job: _Job) -> tuple[int, int]:
     """Terraform's module graph and the secrets scan of every file dominate; then the most files."""
     return ({"terraform": 2, "secrets": 1}.get(job.framework, 0), len(job.candidates))
-
-
-def _work(job: _Job, writer: multiprocessing.connection.Connection, cap: int | None, parent: int) -> None:
-    """A worker's whole life: cap its memory, run the job, send the result, exit without cleanup.
-
-    Leaving through os._exit keeps inherited buffers and handlers of the parent from running
-    twice, and keeps any traceback away from the user: the parent names the cause instead.
-    """
-    status = 0
-    try:
-        with contextlib.suppress(OSError):
-            os.setpgid(0, 0)  # the parent did it already, unless this ran first
-        _die_with_parent(parent)
-        if cap is not None:
-            _cap_memory(cap)
-        writer.send(_run_job(job))
-    except MemoryError:
-        status = _OUT_OF_MEMORY
-    except BaseException as error:  # noqa: BLE001 - anything else is named by the parent
-        status = 1
-        with contextlib.suppress(BaseException):  # then the parent names the exit status
-            writer.send(_Result(job.framework, problems=[Problem(
-                f"Checkov's {job.framework} runner failed ({type(error).__name__}: {error}); its files were not "
-                "checked", "", 0, "checkov")]))
-    os._exit(status)
-
-
-def _die_with_parent(parent: int) -> None:
-    """Have the kernel kill this worker if the parent dies first (Linux; elsewhere nothing).
-
-    Workers have a process group of their own, so a signal to the parent's group (a cancelled
-    CI job, Ctrl-C) does not reach them, and a parent killed outright cannot stop them.
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # it died before the request took effect
-        os._exit(1)
-
-
-def _cap_memory(cap: int) -> None:
-    """Cap this process's data (RLIMIT_DATA) at `cap` bytes: past it, allocations raise MemoryError.
-
-    RLIMIT_DATA counts the heap and every private writable mapping (Linux 4.7+), which is where
-    Python's allocations go: a runaway parse fails in this worker instead of the machine killing
-    whatever it picks.
-    """
-    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
-    resource.setrlimit(resource.RLIMIT_DATA, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
-
-
-def _data_size(pid: int) -> int | None:
-    """The bytes RLIMIT_DATA counts for a process (VmData), or None where /proc does not say (not Linux)."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmData:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def _run_job(job: _Job) -> _Result:
@@ -613,7 +434,7 @@ def _confine_modules(root: str) -> None:
         path = locate(registry, root_dir, source, version)
         return path if path is None or _inside(root, path) else None
 
-    TFParser.get_content_path = staticmethod(confined)  # type: ignore[method-assign]
+    TFParser.get_content_path = staticmethod(confined)  # type: ignore[method-assign,assignment]
 
 
 def _new_runner(runner_class: Any) -> Any:
@@ -690,7 +511,7 @@ class _CrashLog(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.exc_info and isinstance(record.exc_info[1], MemoryError):
-            os._exit(_OUT_OF_MEMORY)  # Checkov caught it and would carry on without that file's results
+            os._exit(workers.OUT_OF_MEMORY)  # Checkov caught it and would carry on without that file's results
         message = record.getMessage()
         if message.startswith("Failed to run check "):
             self.messages.append(message)

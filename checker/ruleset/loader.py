@@ -258,10 +258,10 @@ def _read(path: Path) -> YamlMap:
     doc = _dates_to_text(docs[0])
     errors = sorted(_validator().iter_errors(doc), key=lambda e: (len(e.absolute_path), list(map(str, e.path))))
     if errors:
-        error = errors[0]
-        line, key = _line_of(doc, list(error.absolute_path), error)
+        first = errors[0]
+        line, key = _line_of(doc, list(first.absolute_path), first)
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ConfigError(f"{where(_display(path), line, key)}: {_explain(error)}{more}")
+        raise ConfigError(f"{where(_display(path), line, key)}: {_explain(first)}{more}")
     return doc
 
 
