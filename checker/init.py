@@ -62,13 +62,13 @@ extends:
 CI_SNIPPET = """\
 CI: run the same gate before every deployment. Templates: {templates}
   GitHub Actions  ci/github-actions.yml  -> .github/workflows/compliance.yml
-      - run: checker scan . --base org-baseline --sarif-output results.sarif \\
+      - run: checker scan . --base org-gate --sarif-output results.sarif \\
              --code-scanning-output code-scanning.sarif --markdown-output summary.md --junit-output junit.xml
       (upload code-scanning.sarif with github/codeql-action/upload-sarif, keep results.sarif as an
        artifact, and make deploy jobs `needs:` the gate job and run in a protected `environment:`)
   GitLab CI       ci/gitlab-ci.yml       -> .gitlab-ci.yml
       compliance-gate:
-        script: [checker scan . --base org-baseline --sarif-output results.sarif --junit-output junit.xml]
+        script: [checker scan . --base org-gate --sarif-output results.sarif --junit-output junit.xml]
         artifacts: {{when: always, paths: [results.sarif], reports: {{junit: junit.xml}}}}
       deploy-production: {{needs: [compliance-gate], environment: production, when: manual}}
 """

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import importlib.metadata
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,27 +50,30 @@ def resolve_ruleset(ref: str | None, root: Path, base: str | None = None, trust_
 
 def repository_top(root: Path) -> Path:
     """The repository being judged: the git checkout holding the scanned folder, else the folder."""
-    root = root.resolve()
+    root = Path(os.path.realpath(root))
     return next((folder for folder in (root, *root.parents) if (folder / ".git").exists()), root)
 
 
 def repository_ruleset(root: Path) -> Path | None:
-    """The nearest .checker.yaml in the scanned folder or above it, up to the repository's top.
+    """The nearest .checker.yaml in the scanned folder or above it, up to the repository's top
+    (outside git, the scanned folder alone: a file further up is nobody's to vouch for).
 
     A name that is there but is not a regular file (a link, a folder, a FIFO) is an error,
     never silently replaced by the default ruleset.
     """
+    root, top = Path(os.path.realpath(root)), repository_top(root)
     for folder in (root, *root.parents):
         candidate = folder / REPO_RULESET
         if candidate.is_symlink() or candidate.exists():
-            if candidate.is_symlink() and not candidate.resolve().is_relative_to(repository_top(root)):
-                raise ConfigError(f"{candidate}: is a symbolic link to {candidate.resolve()}, outside the scanned "
+            target = os.path.realpath(candidate)
+            if candidate.is_symlink() and not Path(target).is_relative_to(top):
+                raise ConfigError(f"{candidate}: is a symbolic link to {target}, outside the scanned "
                                   "repository; it is not followed")
             if not candidate.is_file():
-                raise ConfigError(f"{candidate}: is not a regular file, so it cannot be read as the repository's "
-                                  "ruleset")
+                raise ConfigError(f"{candidate}: is not a regular file (or a link that never ends), so it cannot "
+                                  "be read as the repository's ruleset")
             return candidate
-        if (folder / ".git").exists():
+        if folder == top:
             return None
     return None
 

@@ -192,3 +192,48 @@ def test_the_repository_may_lower_its_limits_but_not_raise_them(cli, repo, tmp_p
     assert scan(cli, repo).exit_code == 1  # lower is stricter: allowed
     (tmp_path / "org.yaml").write_text(ORG + "limits: {max_yaml_nodes: 400000}\n")
     assert scan(cli, repo).exit_code == 1  # the organisation's layer may raise them
+
+
+def test_a_file_named_like_the_base_cannot_stand_in_for_it(cli, repo):
+    """`--base org-baseline` is the bundled ruleset, whatever the checkout holds under that name."""
+    (repo / "org-baseline").write_text(TEAM.replace("team", "org-baseline") + "gate: {fail_on: never}\n")
+    result = cli("scan", ".", "--base", "org-baseline", cwd=repo)
+    assert result.exit_code == 1, result.output  # the Pod's image is not from the approved registry
+
+
+def test_outside_git_a_ruleset_above_the_scanned_folder_is_not_picked_up(tmp_path):
+    marker = tmp_path / "PWNED"
+    (tmp_path / "evil").mkdir()
+    (tmp_path / "evil" / "pwn.py").write_text(MARKER_MODULE.format(marker=str(marker)))
+    (tmp_path / ".checker.yaml").write_text(TEAM + "checks:\n  policy_paths: [./evil]\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "pod.yaml").write_text(POD)
+    done = run_checker("scan", "sub", "--fail-on", "never", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr  # org-baseline: the .checker.yaml above `sub` is not the scan's
+    assert not marker.exists()
+
+
+def test_a_ruleset_link_loop_is_a_configuration_error(cli, repo):
+    (repo / ".checker.yaml").symlink_to(repo / ".checker.yaml")
+    result = cli("scan", str(repo))
+    assert result.exit_code == 2 and "is not a regular file (or a link that never ends)" in result.output
+    (repo / ".checker.yaml").unlink()
+    (repo / "a.yaml").symlink_to(repo / "b.yaml")
+    (repo / "b.yaml").symlink_to(repo / "a.yaml")
+    (repo / ".checker.yaml").write_text(TEAM + "extends: [a.yaml]\n")
+    looped = cli("scan", str(repo))
+    assert looped.exit_code == 2 and "a.yaml: not a regular file" in looped.output
+
+
+@pytest.mark.parametrize("layer, message", [
+    ('checks: {exclude: ["*"]}\n', "checks.exclude: leaves out"),
+    ('checks: {include: ["ORG-REPO-001"]}\n', "checks.include: leaves out"),
+    ('ignore: ["**"]\n', "ignore: adds paths the scan would not look at"),
+    ("gate: {fail_on: never}\n", "gate.fail_on: 'never' is laxer than 'high'"),
+], ids=["exclude-everything", "include-one-rule", "ignore-everything", "never"])
+def test_the_ci_templates_base_cannot_be_turned_off_by_the_repository(cli, repo, layer, message):
+    """org-gate, the templates' default --base, locks org-baseline's whole selection and its paths."""
+    (repo / ".checker.yaml").write_text(TEAM + "extends: [org-baseline]\n" + layer)
+    result = cli("scan", str(repo), "--base", "org-gate")
+    assert result.exit_code == 2, result.output
+    assert message in result.output and re.search(r"of bundled:org-(gate|baseline):\d+ forbids", result.output)

@@ -174,7 +174,7 @@ def load_ruleset(ref: str | None, *, base: str | None = None, repository: Path |
                                   f"sha256:{match['digest']}; the organisation's layer changed (or the pin is wrong)")
     if ref is not None:
         named = Path(os.path.abspath(cwd / ref))  # where it is written, before any link is followed
-        top = _locate(ref, cwd, None, repository if repository and named.is_relative_to(repository.resolve())
+        top = _locate(ref, cwd, None, repository if repository and named.is_relative_to(_real(repository))
                       else None)
         if not any(layer.path == top for layer in chain):
             _collect(top, chain, (), repository, trusted=not _inside(top, repository),
@@ -184,22 +184,31 @@ def load_ruleset(ref: str | None, *, base: str | None = None, repository: Path |
     return _merge(chain, trust_repo_policies)
 
 
+def _real(path: Path) -> Path:
+    """The path with every link followed; a link loop stays as it is (never an exception)."""
+    return Path(os.path.realpath(path))
+
+
 def _inside(path: Path, folder: Path | None) -> bool:
-    return folder is not None and path.resolve().is_relative_to(folder.resolve())
+    return folder is not None and _real(path).is_relative_to(_real(folder))
 
 
 def _locate(ref: str, base: Path, referrer: tuple[Path, int] | None, confine: Path | None) -> Path:
-    """The file a ruleset reference names; with `confine` (the repository), it may not lead out of it."""
+    """The file a ruleset reference names; with `confine` (the repository), it may not lead out of it.
+
+    A plain NAME is always the bundled ruleset of that name, never a file the scanned
+    repository could place in the current folder to stand in for it (`--base org-baseline`).
+    """
+    bundled = BUNDLED_DIR / f"{ref}.yaml"
+    if "/" not in ref and not ref.endswith((".yaml", ".yml")) and bundled.is_file():
+        return bundled
     candidate = base / ref
     origin = f"{where(referrer[0], referrer[1], 'extends')}: " if referrer else ""
     if confine is not None and (candidate.is_symlink() or candidate.exists()) and not _inside(candidate, confine):
         raise ConfigError(f"{origin}{_display(candidate)} leads outside the scanned repository "
-                          f"({candidate.resolve()}); a ruleset there is not followed")
+                          f"({_real(candidate)}); a ruleset there is not followed")
     if candidate.is_file():
-        return candidate.resolve()
-    bundled = BUNDLED_DIR / f"{ref}.yaml"
-    if "/" not in ref and not ref.endswith((".yaml", ".yml")) and bundled.is_file():
-        return bundled
+        return _real(candidate)
     if candidate.exists() or candidate.is_symlink():
         raise ConfigError(f"{origin}{_display(candidate)}: not a regular file, so not read as a ruleset")
     raise ConfigError(
@@ -393,7 +402,7 @@ def _merge(chain: Sequence[_Layer], trust_repo_policies: bool = False) -> Rulese
                 "repository being judged are not loaded, since their code would run inside the gate; pass "
                 "--trust-repo-policies where the repository is trusted, or ship the checks as a plugin package")
         for rel in checks.get("policy_paths", []):
-            policy_paths.append(str((path.parent / rel).resolve()))
+            policy_paths.append(str(_real(path.parent / rel)))
         for framework, entries in doc.get("controls", {}).items():
             merged = controls.setdefault(framework, {})
             for control, spec in entries.items():
