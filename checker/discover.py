@@ -50,7 +50,7 @@ NOT_DOCKERFILES = (".dockerignore", ".py", ".md", ".txt", ".rst", ".sh", ".go", 
                    ".json", ".yaml", ".yml", ".toml", ".j2", ".tpl", ".orig", ".bak", ".swp")
 # Names a check (ours or Checkov's) would read: a link, special file or oversized file by such a
 # name may hide a configuration, so refusing it is a problem, not a note.
-CHECKED_SUFFIXES = (*YAML_SUFFIXES, ".json", ".tf", ".hcl", ".tfvars", ".template", ".tpl")
+CHECKED_SUFFIXES = (*YAML_SUFFIXES, ".json", ".tf", ".hcl", ".tfvars", ".template", ".tpl", ".bicep")
 KUSTOMIZATIONS = frozenset({"kustomization.yaml", "kustomization.yml", "Kustomization"})
 GIT_TIMEOUT = 30  # seconds for `git ls-files`; a checkout too large for that fails closed (see _Tracked)
 _AZURE_MARKERS = frozenset({"trigger", "pr", "pool", "schedules", "resources"})
@@ -207,8 +207,8 @@ class _Walk:
                 self._link(rel)
             return False
         if entry.is_dir(follow_symlinks=False):
-            if entry.name in SKIP_DIRS:  # tool folders: not ours to scan, and Checkov's walk must skip them too
-                self.refused.append(rel)
+            if entry.name in SKIP_DIRS and (entry.name == ".git" or self.ignores.tracked.hides(rel, True)):
+                self.refused.append(rel)  # tool folders, unless committed: Checkov's walk must skip them too
                 return False
             return not self.ignores(rel, True)
         if not self.ignores(rel, False):
@@ -232,9 +232,15 @@ class _Walk:
         """A symbolic link is never followed; one leaving the root may hide configuration."""
         target = os.path.realpath(os.path.join(self.real_root, rel))
         exists = os.path.exists(target)
-        if exists and _inside(self.real_root, target):  # its target is scanned under its own name
-            self._refuse(rel, False, "", "symbolic link(s) inside the scanned root were not followed (their "
-                         "targets are scanned under their own names)")
+        if exists and _inside(self.real_root, target):  # its target is scanned under its own name...
+            mine = os.path.relpath(target, self.real_root).replace(os.sep, "/")
+            if os.path.isdir(target):  # ...unless the link's path decides the kind (.github/workflows -> ci/)
+                hides = path_kind(rel + "/x.yml") != path_kind(mine + "/x.yml")
+            else:
+                hides = is_checked_name(rel) and (not is_checked_name(mine) or path_kind(rel) != path_kind(mine))
+            self._refuse(rel, hides, f"is a symbolic link to {mine}, which is not checked as the same kind of file "
+                         "under its own name; not followed, so not checked", "symbolic link(s) inside the scanned "
+                         "root were not followed (their targets are scanned under their own names)")
             return
         where = "outside the scanned root" if exists else "a missing path"
         self._refuse(rel, os.path.isdir(target) or is_checked_name(rel),
@@ -498,8 +504,11 @@ def _classify(real_root: str, rel: str, charts: Sequence[str], limits: Limits,
         except RecursionError:
             return _Classified(problem=Problem("is JSON nested too deep to read, so it could not be checked", rel),
                                refuse=True)
-        except ValueError:
+        except json.JSONDecodeError:
             return _Classified(kind, (), None)
+        except ValueError as error:  # valid JSON Python refuses: an integer of more than 4,300 digits
+            return _Classified(problem=Problem(f"is JSON that could not be read ({str(error)[:120]}), so it could "
+                                               "not be checked", rel), refuse=True)
     if not budget.spend(text):
         return _Classified(problem=Problem(
             f"was not read: the scan's YAML and JSON are past the limit of {limits.max_scan_yaml_nodes:,} nodes in "

@@ -20,8 +20,8 @@ def _seconds(name: str, text: str) -> int:
         value = int(text)
     except ValueError:
         value = 0
-    if value <= 0:
-        raise ConfigError(f"{name}={text!r}: expected a whole number of seconds above 0")
+    if not 0 < value <= 7 * 24 * 3600:
+        raise ConfigError(f"{name}={text!r}: expected a whole number of seconds from 1 to 604800 (a week)")
     return value
 
 
@@ -30,8 +30,8 @@ def _megabytes(name: str, text: str) -> int:
         value = int(text)
     except ValueError:
         value = 0
-    if value < 64:
-        raise ConfigError(f"{name}={text!r}: expected a whole number of MiB, at least 64")
+    if not 64 <= value <= 1024 * 1024:
+        raise ConfigError(f"{name}={text!r}: expected a whole number of MiB from 64 to 1048576")
     return value
 
 

@@ -418,3 +418,44 @@ def test_a_key_written_twice_is_a_parse_problem_but_a_merged_key_may_be_overridd
     assert "found duplicate key 'image'" in found.problems[0].message
     (job,) = [s for s in found.sources if s.path == ".gitlab-ci.yml"]
     assert job.documents[0]["job"] == {"image": "b", "stage": "test"}
+
+
+def test_valid_json_that_python_will_not_read_is_a_problem_not_a_note(tmp_path: Path) -> None:
+    """An integer of 5,000 digits is valid JSON; dropping the template with a note would be a silent pass."""
+    (tmp_path / "stack.json").write_text('{"AWSTemplateFormatVersion": "2010-09-09", "Metadata": {"Build": '
+                                         + "1" * 5000 + '}, "Resources": {}}')
+    found = discover(tmp_path, [tmp_path])
+    (problem,) = found.problems
+    assert problem.path == "stack.json" and problem.message.startswith("is JSON that could not be read (")
+    assert found.refused == ("stack.json",) and not found.notes
+
+
+def test_a_link_inside_the_root_whose_target_would_not_be_checked_as_that_kind_is_a_problem(tmp_path: Path) -> None:
+    """kubectl and GitHub follow links: a manifest behind pod.yaml -> notes/pod.txt must not pass unseen."""
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "pod.txt").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n")
+    (tmp_path / "k8s").mkdir()
+    (tmp_path / "k8s" / "pod.yaml").symlink_to(tmp_path / "notes" / "pod.txt")
+    (tmp_path / "k8s" / "same.yaml").symlink_to(tmp_path / "k8s" / "real.yaml")
+    (tmp_path / "k8s" / "real.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: q}\n")
+    (tmp_path / "ci" / "workflows").mkdir(parents=True)
+    (tmp_path / ".github").mkdir()
+    (tmp_path / ".github" / "workflows").symlink_to(tmp_path / "ci" / "workflows", target_is_directory=True)
+    found = discover(tmp_path, [tmp_path])
+    assert {p.path: p.message.split(",")[0] for p in found.problems} == {
+        ".github/workflows": "is a symbolic link to ci/workflows",
+        "k8s/pod.yaml": "is a symbolic link to notes/pod.txt"}
+    assert any("k8s/same.yaml" in note for note in found.notes)
+
+
+def test_committed_files_in_tool_folders_are_scanned(tmp_path: Path) -> None:
+    """node_modules/ or .terraform/ are skipped as tool output, but what git tracks there is the repository's."""
+    for rel in ("deploy/node_modules/pod.yaml", ".terraform/main.tf", "other/node_modules/x.yaml"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n" if rel.endswith("yaml")
+                                    else 'resource "aws_s3_bucket" "b" {}\n')
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "add", "-f", "deploy", ".terraform"], check=True)
+    found = discover(tmp_path, [tmp_path])
+    assert {s.path for s in found.sources} == {"deploy/node_modules/pod.yaml", ".terraform/main.tf"}
+    assert {".git", "other/node_modules"} <= set(found.refused)

@@ -60,6 +60,8 @@ def scan(cli, repo: Path, *args: str):
     ("gate: {allow_inline: true}\n", 4, "gate.allow_inline: turns inline suppression back on", "allow_inline"),
     (WAIVER.format(who="dev@example.com"), 5, "waivers[0].approved_by: 'dev@example.com' is not an approver",
      "approvers"),
+    (WAIVER.format(who="'mallory@evil.com; cc x@security.example.com'"), 5,
+     "waivers[0].approved_by: 'mallory@evil.com; cc x@security.example.com' is not an approver", "approvers"),
     ("ignore: [k8s/]\n", 4, "ignore: adds paths the scan would not look at", "ignore"),
     ("checks:\n  policy_paths: [checks]\n", 5, "checks.policy_paths: names Python checks to load", "repo_policies"),
     ("organisation:\n  approved_registries: [docker.io]\n", 5,
@@ -67,7 +69,7 @@ def scan(cli, repo: Path, *args: str):
     ("checks:\n  params:\n    ORG-K8S-001: {registries: [docker.io]}\n", 6,
      "checks.params.ORG-K8S-001: changes the parameters of a locked rule", "rules"),
 ], ids=["laxer-fail-on", "fail-on-never", "exclude-locked", "include-leaves-out", "lower-severity",
-        "inline-back-on", "foreign-approver", "ignore", "repo-policies", "organisation-fact", "locked-params"])
+        "inline-back-on", "foreign-approver", "approver-list", "ignore", "repo-policies", "organisation-fact", "locked-params"])
 def test_a_repository_layer_that_loosens_a_lock_is_a_configuration_error(cli, repo, layer, line, message, lock):
     (repo / ".checker.yaml").write_text(TEAM + layer)
     result = scan(cli, repo, "--trust-repo-policies")
@@ -169,6 +171,8 @@ def test_a_ruleset_link_leaving_the_repository_is_not_followed(cli, repo, tmp_pa
     ("CHECKER_WARM_IDLE", "soon", "CHECKER_WARM_IDLE='soon': expected a whole number of seconds"),
     ("CHECKER_CHECKOV_TIMEOUT", "-5", "CHECKER_CHECKOV_TIMEOUT='-5': expected a whole number of seconds"),
     ("CHECKER_WORKER_MEMORY_MB", "1e9", "CHECKER_WORKER_MEMORY_MB='1e9': expected a whole number of MiB"),
+    ("CHECKER_WORKER_MEMORY_MB", "99999999999999999999", "CHECKER_WORKER_MEMORY_MB='99999999999999999999': "
+     "expected a whole number of MiB from 64 to 1048576"),
     ("CHECKER_WARM", "yes", "CHECKER_WARM='yes': expected 0 (off) or 1 (on)"),
     ("CHECKER_BSAE", "org-baseline", "CHECKER_BSAE: unknown variable (a typo?)"),
 ])
@@ -237,3 +241,12 @@ def test_the_ci_templates_base_cannot_be_turned_off_by_the_repository(cli, repo,
     result = cli("scan", str(repo), "--base", "org-gate")
     assert result.exit_code == 2, result.output
     assert message in result.output and re.search(r"of bundled:org-(gate|baseline):\d+ forbids", result.output)
+
+
+def test_a_file_base_digest_is_the_same_from_any_folder(cli, tmp_path):
+    """Waivers' file and line and absolute policy paths stay out of the digest a CI template pins."""
+    (tmp_path / "org" / "checks").mkdir(parents=True)
+    (tmp_path / "org" / "base.yaml").write_text(ORG + WAIVER.format(who="a@security.example.com"))
+    here = yaml.safe_load(cli("ruleset", "show", "base.yaml", cwd=tmp_path / "org").output)["digest"]
+    there = yaml.safe_load(cli("ruleset", "show", str(tmp_path / "org" / "base.yaml"), cwd=tmp_path).output)["digest"]
+    assert here == there

@@ -129,8 +129,17 @@ class Ruleset:
 
     @property
     def digest(self) -> str:
-        """sha256 of the resolved settings in canonical JSON."""
-        canonical = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"), default=str)
+        """sha256 of the resolved settings in canonical JSON: it changes with content, not formatting.
+
+        Nothing in it depends on where the files are or which folder the command ran from (a
+        digest pinned with `--base` must match on every machine): waivers are taken without the
+        file and line they came from, and `policy_paths` (absolute here) are left out; the code in
+        those folders was never covered by it (`layers` carry each file's own digest).
+        """
+        settings = self.as_dict()
+        settings["waivers"] = [{k: v for k, v in w.items() if k not in ("source", "line")} for w in self.waivers]
+        del settings["checks"]["policy_paths"]
+        canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -496,7 +505,8 @@ def _check_locks(shown: str, doc: YamlMap, locks: Sequence[Lock]) -> None:
         if lock.approvers is not None:
             for i, waiver in enumerate(doc.get("waivers", [])):
                 approver = str(waiver.get("approved_by", "")).lower()
-                if not any(fnmatch.fnmatchcase(approver, glob.lower()) for glob in lock.approvers):
+                single = not any(c.isspace() or c in ",;<>" for c in approver)  # one address, not a list
+                if not single or not any(fnmatch.fnmatchcase(approver, glob.lower()) for glob in lock.approvers):
                     _loosens(shown, waiver.line_of("approved_by") if isinstance(waiver, YamlMap) else
                              doc["waivers"].lines[i], f"waivers[{i}].approved_by",
                              f"{approver!r} is not an approver the lock lists ({', '.join(lock.approvers)})",
