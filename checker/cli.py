@@ -54,17 +54,22 @@ def main() -> None:
     settings.current()  # every CHECKER_* variable, read once per invocation: a malformed one is exit 2
 
 
+BASE_OPTION = click.option(
+    "--base", "base_ref", metavar="NAME|FILE[@sha256:HEX]",
+    help="The organisation's layer under every other: its locks bind the repository's ruleset; with a digest, "
+         "any other content is refused. Default: $CHECKER_BASE.")
+TRUST_OPTION = click.option(
+    "--trust-repo-policies", is_flag=True,
+    help="Load Python checks from folders the repository's own ruleset names (its code runs). Off: only "
+         "bundled, plugin and --base checks load.")
+
+
 def ruleset_options(func: Any) -> Any:
     """--ruleset, --base and --trust-repo-policies: every command that reads a ruleset takes them."""
-    func = click.option("--trust-repo-policies", is_flag=True,
-                        help="Load Python checks from folders the repository's own ruleset names "
-                             "(its code runs). Off: only bundled, plugin and --base checks load.")(func)
-    func = click.option("--base", "base_ref", metavar="NAME|FILE[@sha256:HEX]",
-                        help="The organisation's layer under every other: its locks bind the repository's "
-                             "ruleset; with a digest, any other content is refused. Default: $CHECKER_BASE.")(func)
-    return click.option("-r", "--ruleset", "ruleset_ref", metavar="NAME|FILE",
-                        help="A bundled ruleset by name or a ruleset file. Default: .checker.yaml of the scanned "
-                             "folder if present, else org-baseline (or the --base alone).")(func)
+    ruleset = click.option("-r", "--ruleset", "ruleset_ref", metavar="NAME|FILE",
+                           help="A bundled ruleset by name or a ruleset file. Default: .checker.yaml of the scanned "
+                                "folder if present, else org-baseline (or the --base alone).")
+    return ruleset(BASE_OPTION(TRUST_OPTION(func)))
 
 
 def _base(base_ref: str | None) -> str | None:
@@ -97,7 +102,7 @@ def scan_command(paths: tuple[str, ...], ruleset_ref: str | None, base_ref: str 
       checker scan infra/ k8s/deploy.yaml -r pci-dss
       checker scan . --format sarif > results.sarif
       checker scan . --sarif-output results.sarif --fail-on critical
-      checker scan . --base org-baseline@sha256:<digest>           # in CI: the organisation's layer
+      checker scan . --base org-gate@sha256:<digest>               # in CI: the organisation's layer
     """
     result = scan.run(scan.Options(paths=paths or (".",), ruleset=ruleset_ref, fail_on=fail_on, baseline=baseline,
                                    base=_base(base_ref), trust_repo_policies=trust_repo_policies))
@@ -188,16 +193,15 @@ def ruleset_group() -> None:
 
 @ruleset_group.command("validate")
 @click.argument("file", type=click.Path(path_type=str))
-@click.option("--base", "base_ref", metavar="NAME|FILE[@sha256:HEX]",
-              help="Validate FILE on top of the organisation's layer: its locks must hold. Default: $CHECKER_BASE.")
-@click.option("--trust-repo-policies", is_flag=True, help="Load the Python checks FILE's policy_paths name.")
+@BASE_OPTION
+@TRUST_OPTION
 def ruleset_validate(file: str, base_ref: str | None, trust_repo_policies: bool) -> None:
     """Validate a ruleset file: schema, extends chain, locks and every rule id it names (exit 0 or 2).
 
     \b
     Examples:
       checker ruleset validate .checker.yaml
-      checker ruleset validate .checker.yaml --base org-baseline
+      checker ruleset validate .checker.yaml --base org-gate
     """
     from checker.ruleset import load_ruleset, select_rules
 
@@ -210,8 +214,7 @@ def ruleset_validate(file: str, base_ref: str | None, trust_repo_policies: bool)
 
 @ruleset_group.command("show")
 @click.argument("ref", metavar="NAME|FILE")
-@click.option("--base", "base_ref", metavar="NAME|FILE[@sha256:HEX]",
-              help="Show REF on top of the organisation's layer. Default: $CHECKER_BASE.")
+@BASE_OPTION
 def ruleset_show(ref: str, base_ref: str | None) -> None:
     """Print the resolved ruleset (after `extends`) as YAML, with the layers it came from and what is locked.
 

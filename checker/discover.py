@@ -55,8 +55,10 @@ KUSTOMIZATIONS = frozenset({"kustomization.yaml", "kustomization.yml", "Kustomiz
 GIT_TIMEOUT = 30  # seconds for `git ls-files`; a checkout too large for that fails closed (see _Tracked)
 _AZURE_MARKERS = frozenset({"trigger", "pr", "pool", "schedules", "resources"})
 _PIPELINE_BODY = frozenset({"stages", "jobs", "steps", "extends"})
-_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
-         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))  # UTF-32 LE's BOM starts like UTF-16 LE's
+# Byte-order marks, longest first (UTF-32 LE's begins like UTF-16 LE's): (mark, codec, name).
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32", "UTF-32"), (codecs.BOM_UTF32_BE, "utf-32", "UTF-32"),
+         (codecs.BOM_UTF8, "utf-8-sig", "UTF-8 with a byte-order mark"),
+         (codecs.BOM_UTF16_LE, "utf-16", "UTF-16"), (codecs.BOM_UTF16_BE, "utf-16", "UTF-16"))
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -68,6 +70,7 @@ class Source:
     kind: Kind
     documents: tuple[Any, ...] = ()
     text: str = ""
+    encoding: str = ""  # the encoding its byte-order mark names ("UTF-16", ...); "" without one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +113,7 @@ def discover(root: Path, paths: Sequence[Path], ignore: Sequence[str] = (), igno
         if found.refuse:
             walk.refused.append(rel)
         elif found.kind is not None and not found.problem:
-            sources.append(Source(rel, found.kind, found.documents, found.text or ""))
+            sources.append(Source(rel, found.kind, found.documents, found.text or "", found.encoding))
         elif rel.endswith(".json") and found.text is None:
             unknown_json.append(rel)
     for source in sources:
@@ -137,7 +140,8 @@ def is_checked_name(rel: str) -> bool:
     return name in KUSTOMIZATIONS or name.lower().endswith(CHECKED_SUFFIXES) or path_kind(rel) is not None
 
 
-def _inside(real_root: str, real: str) -> bool:
+def within(real_root: str, real: str) -> bool:
+    """Whether `real` is `real_root` or below it (both with every link already resolved)."""
     return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
@@ -160,8 +164,8 @@ class _Walk:
         if not os.path.lexists(path):
             raise ConfigError(f"{path}: no such file or directory")
         real = os.path.realpath(path)
-        if not _inside(self.real_root, real):
-            if _inside(os.path.abspath(self.root), os.path.abspath(path)):
+        if not within(self.real_root, real):
+            if within(os.path.abspath(self.root), os.path.abspath(path)):
                 raise ConfigError(f"{path}: is (or passes through) a symbolic link to outside the scanned root "
                                   f"{self.root}; not followed, so not checked")
             raise ConfigError(f"{path}: is outside the scan root {self.root}; scan it from a folder that holds it")
@@ -221,10 +225,8 @@ class _Walk:
                          "not read, so not checked", "special file(s) (FIFOs, sockets, devices) were not read")
         elif status.st_size > self.limits.max_file_bytes:
             limit = self.limits.max_file_bytes
-            self._refuse(rel, is_checked_name(rel), f"is {status.st_size:,} bytes, over the limit of {limit:,} "
-                         "bytes a file; it was not read, so not checked (raise `limits.max_file_bytes` in the "
-                         "ruleset to check it)", f"file(s) over the size limit of {limit:,} bytes "
-                         "(`limits.max_file_bytes`) were not read")
+            self._refuse(rel, is_checked_name(rel), _too_big(f"is {status.st_size:,} bytes, over", limit),
+                         f"file(s) over the size limit of {limit:,} bytes (`limits.max_file_bytes`) were not read")
         else:
             self.files.append(rel)
 
@@ -232,7 +234,7 @@ class _Walk:
         """A symbolic link is never followed; one leaving the root may hide configuration."""
         target = os.path.realpath(os.path.join(self.real_root, rel))
         exists = os.path.exists(target)
-        if exists and _inside(self.real_root, target):  # its target is scanned under its own name...
+        if exists and within(self.real_root, target):  # its target is scanned under its own name...
             mine = os.path.relpath(target, self.real_root).replace(os.sep, "/")
             if os.path.isdir(target):  # ...unless the link's path decides the kind (.github/workflows -> ci/)
                 hides = path_kind(rel + "/x.yml") != path_kind(mine + "/x.yml")
@@ -263,6 +265,12 @@ class _Walk:
             self.quiet.setdefault(reason, []).append(rel)
 
 
+def _too_big(what: str, limit: int) -> str:
+    """The problem of a file past `limits.max_file_bytes`, after `what` ("is N bytes, over")."""
+    return (f"{what} the limit of {limit:,} bytes a file; it was not read, so not checked (raise "
+            "`limits.max_file_bytes` in the ruleset to check it)")
+
+
 def _special(mode: int) -> str:
     if stat.S_ISFIFO(mode):
         return "a FIFO (named pipe)"
@@ -287,10 +295,13 @@ def read_bytes(path: str, limit: int) -> bytes:
 
 def decode(data: bytes) -> str:
     """Text of a file: UTF-8, or UTF-8/16/32 led by a byte-order mark; raises UnicodeDecodeError."""
-    for bom, codec in _BOMS:
-        if data.startswith(bom):
-            return data.decode(codec)
-    return data.decode("utf-8")
+    mark = _byte_order_mark(data)
+    return data.decode(mark[0] if mark else "utf-8")
+
+
+def _byte_order_mark(data: bytes) -> tuple[str, str] | None:
+    """(codec, name) of the byte-order mark `data` starts with, if any."""
+    return next(((codec, name) for bom, codec, name in _BOMS if data.startswith(bom)), None)
 
 
 class _Tracked:
@@ -319,7 +330,7 @@ class _Tracked:
             self.failure = f"`git ls-files` took more than {GIT_TIMEOUT} s"
             return
         except OSError as error:
-            if _in_checkout(self.root):
+            if checkout_top(self.root) is not None:
                 self.failure = f"git could not be run ({error.strerror})"
             return
         if done.returncode:
@@ -351,9 +362,10 @@ def _slashes(folder: str) -> Iterator[int]:
         yield len(folder)
 
 
-def _in_checkout(root: Path) -> bool:
-    real = Path(os.path.realpath(root))
-    return any(os.path.lexists(folder / ".git") for folder in (real, *real.parents))
+def checkout_top(folder: Path) -> Path | None:
+    """The top of the git checkout holding `folder` (links resolved), or None outside one."""
+    real = Path(os.path.realpath(folder))
+    return next((top for top in (real, *real.parents) if (top / ".git").exists()), None)
 
 
 class _Ignores:
@@ -449,6 +461,7 @@ class _Classified:
     text: str | None = ""  # None: a .json file that is not plain JSON
     problem: Problem | None = None
     refuse: bool = False  # past a limit: no engine may read it
+    encoding: str = ""  # see Source.encoding
 
 
 @dataclasses.dataclass
@@ -480,9 +493,7 @@ def _classify(real_root: str, rel: str, charts: Sequence[str], limits: Limits,
     except OSError as error:
         return _Classified(problem=Problem(f"cannot be read: {error.strerror or error}", rel), refuse=True)
     if len(data) > limits.max_file_bytes:  # it grew since it was listed
-        return _Classified(problem=Problem(f"is over the limit of {limits.max_file_bytes:,} bytes a file; it was "
-                                           "not read, so not checked (raise `limits.max_file_bytes` in the ruleset "
-                                           "to check it)", rel), refuse=True)
+        return _Classified(problem=Problem(_too_big("is over", limits.max_file_bytes), rel), refuse=True)
     try:
         text = decode(data) if is_yaml or not lower.endswith(".json") else data.decode(json.detect_encoding(data))
     except UnicodeDecodeError:
@@ -496,8 +507,9 @@ def _classify(real_root: str, rel: str, charts: Sequence[str], limits: Limits,
         return _Classified(problem=Problem(
             f"is a Dockerfile of more than {limits.max_dockerfile_lines:,} lines, so it was not checked (raise "
             "`limits.max_dockerfile_lines` in the ruleset to check it)", rel), refuse=True)
+    encoding = (_byte_order_mark(data) or ("", ""))[1]
     if kind in (Kind.TERRAFORM, Kind.DOCKERFILE) and not lower.endswith(".json"):
-        return _Classified(kind, (), text)
+        return _Classified(kind, (), text, encoding=encoding)
     if not is_yaml:
         try:
             json.loads(text)
@@ -505,7 +517,7 @@ def _classify(real_root: str, rel: str, charts: Sequence[str], limits: Limits,
             return _Classified(problem=Problem("is JSON nested too deep to read, so it could not be checked", rel),
                                refuse=True)
         except json.JSONDecodeError:
-            return _Classified(kind, (), None)
+            return _Classified(kind, (), None, encoding=encoding)
         except ValueError as error:  # valid JSON Python refuses: an integer of more than 4,300 digits
             return _Classified(problem=Problem(f"is JSON that could not be read ({str(error)[:120]}), so it could "
                                                "not be checked", rel), refuse=True)
@@ -526,8 +538,8 @@ def _classify(real_root: str, rel: str, charts: Sequence[str], limits: Limits,
             f"{what} ({yaml_error_text(error)}), so it could not be checked; "
             "fix it, or list it under `ignore` in the ruleset", rel, yaml_error_line(error)))
     if chart is not None:
-        return _Classified(Kind.HELM, docs, text)
-    return _Classified(kind or content_kind(docs), docs, text)
+        return _Classified(Kind.HELM, docs, text, encoding=encoding)
+    return _Classified(kind or content_kind(docs), docs, text, encoding=encoding)
 
 
 def content_kind(docs: Sequence[Any]) -> Kind | None:
@@ -568,7 +580,7 @@ def _kustomize_escapes(real_root: str, source: Source) -> Iterator[Problem]:
                     yield Problem(f"kustomization names the remote base {value}; remote bases are not fetched, so "
                                   "it was not rendered and nothing it names was checked (vendor the base into the "
                                   "repository)", source.path, line)
-                elif not _inside(real_root, target):
+                elif not within(real_root, target):
                     yield Problem(f"kustomization names {value} outside the scanned root; it was not rendered, "
                                   "so nothing it names was checked", source.path, line)
 

@@ -24,8 +24,9 @@ from checker.errors import ScanError
 # C0 controls (\n \r \t ESC ...), DEL and the C1 controls (NEL, CSI ...); the Arabic letter mark;
 # left-to-right / right-to-left marks; line and paragraph separators; bidi embeddings, overrides
 # and isolates; lone surrogates (a file name that is not UTF-8), which no UTF-8 output can carry.
-_UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+# INVISIBLE: those but the C0 controls (which JSON always escapes), as a regex character-class body.
+INVISIBLE = "\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+_UNSAFE = re.compile(f"[\x00-\x1f{INVISIBLE}]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 

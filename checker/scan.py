@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from checker import baseline, suppress
-from checker.discover import discover
+from checker.discover import checkout_top, discover
 from checker.engines import engines
 from checker.errors import ConfigError
 from checker.model import Rule, ScanResult, with_fingerprints
@@ -50,8 +50,7 @@ def resolve_ruleset(ref: str | None, root: Path, base: str | None = None, trust_
 
 def repository_top(root: Path) -> Path:
     """The repository being judged: the git checkout holding the scanned folder, else the folder."""
-    root = Path(os.path.realpath(root))
-    return next((folder for folder in (root, *root.parents) if (folder / ".git").exists()), root)
+    return checkout_top(root) or Path(os.path.realpath(root))
 
 
 def repository_ruleset(root: Path) -> Path | None:

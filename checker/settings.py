@@ -15,24 +15,19 @@ from typing import Any
 from checker.errors import ConfigError
 
 
-def _seconds(name: str, text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 0 < value <= 7 * 24 * 3600:
-        raise ConfigError(f"{name}={text!r}: expected a whole number of seconds from 1 to 604800 (a week)")
-    return value
+def _whole(unit: str, low: int, high: int) -> Callable[[str, str], int]:
+    """A parser of a whole number of `unit` from `low` to `high`."""
 
+    def parse(name: str, text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise ConfigError(f"{name}={text!r}: expected a whole number of {unit} from {low} to {high}")
+        return value
 
-def _megabytes(name: str, text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 64 <= value <= 1024 * 1024:
-        raise ConfigError(f"{name}={text!r}: expected a whole number of MiB from 64 to 1048576")
-    return value
+    return parse
 
 
 def _switch(name: str, text: str) -> bool:
@@ -47,13 +42,15 @@ def _reference(name: str, text: str) -> str:
     return text
 
 
+_SECONDS = _whole("seconds", 1, 7 * 24 * 3600)  # at most a week
+
 # variable -> (Settings field, parser, what it is for): the single list of what the tool reads.
 VARIABLES: Mapping[str, tuple[str, Callable[[str, str], Any], str]] = {
     "CHECKER_BASE": ("base", _reference, "the organisation's ruleset layer every scan builds on (as --base)"),
     "CHECKER_WARM": ("warm", _switch, "0 turns the warm server off on a developer machine"),
-    "CHECKER_WARM_IDLE": ("warm_idle", _seconds, "seconds an idle warm server lives"),
-    "CHECKER_CHECKOV_TIMEOUT": ("checkov_timeout", _seconds, "seconds one Checkov worker may run"),
-    "CHECKER_WORKER_MEMORY_MB": ("worker_memory_mb", _megabytes,
+    "CHECKER_WARM_IDLE": ("warm_idle", _SECONDS, "seconds an idle warm server lives"),
+    "CHECKER_CHECKOV_TIMEOUT": ("checkov_timeout", _SECONDS, "seconds one Checkov worker may run"),
+    "CHECKER_WORKER_MEMORY_MB": ("worker_memory_mb", _whole("MiB", 64, 1024 * 1024),
                                  "MiB one Checkov worker may allocate beyond what it inherits"),
 }
 

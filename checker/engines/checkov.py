@@ -3,15 +3,15 @@
 Each framework's runner runs in its own forked worker process (checker.engines.workers):
 Checkov's global state stays out of ours, frameworks run in parallel (at most one worker per
 CPU), and every worker runs under a memory cap and a deadline, so a runner that crashes, hangs
-or balloons costs its own results only, named with the cause. A framework Checkov runs file by file is then re-run one file per
-worker, so every other file keeps its results and only the culprit is named. A runner that
+or balloons costs its own results only, named with the cause. A framework Checkov runs file by
+file is then re-run one file per worker, so every other file keeps its results and only the
+culprit is named. A runner that
 raises is narrowed down to the file the same way, inside its worker. Parse errors Checkov
 counts and skips become Problems (the scan fails closed). Paths discovery refused (symbolic
 links, FIFOs, files past our limits) are kept away from every runner.
 """
 from __future__ import annotations
 
-import codecs
 import dataclasses
 import importlib
 import importlib.metadata
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from checker import settings
-from checker.discover import Discovery
+from checker.discover import Discovery, within
 from checker.documents import TaggedStr, YamlMap
 from checker.engines import Outcome, workers
 from checker.model import Finding, Kind, Location, Problem, Rule, Severity, Suppression
@@ -92,9 +92,6 @@ _GATES: Mapping[str, tuple[Kind, ...]] = {
 _PARSED: Mapping[str, tuple[Kind, ...]] = {
     **_GATES, "kubernetes": (Kind.KUBERNETES, Kind.KUSTOMIZE), "terraform_plan": (),
 }
-# Byte-order marks, longest first (UTF-32's little-endian mark begins with UTF-16's).
-_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"), (codecs.BOM_UTF8, "UTF-8 with a byte-order mark"),
-         (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"))
 # Files Checkov 3.3's runners skip without a parse error, or lose part of, by encoding and the
 # endings they apply to (found by trying each runner on a plain and an encoded copy of a file
 # with findings: CloudFormation, GitLab CI, Terraform JSON read all of them, and Terraform
@@ -217,22 +214,13 @@ def _misread(framework: str, discovery: Discovery) -> list[Problem]:
     """
     encodings = _MISREAD.get(framework, {})
     found = []
-    for path in _candidates(framework, discovery) if encodings else ():
-        encoding = _encoding(discovery.root / path)
-        if encoding is not None and encoding in encodings and path.endswith(encodings[encoding]):
+    encoding_of = {s.path: s.encoding for s in discovery.sources} if encodings else {}
+    for path in _candidates(framework, discovery) if encodings else ():  # sources of the framework's kinds
+        encoding = encoding_of.get(path, "")
+        if encoding in encodings and path.endswith(encodings[encoding]):
             found.append(Problem(f"Checkov cannot read {framework} files encoded as {encoding}; it was not checked "
                                  "by Checkov (save it as UTF-8 without a byte-order mark)", path, 0, "checkov"))
     return found
-
-
-def _encoding(path: Path) -> str | None:
-    """The encoding a file's byte-order mark names, if it starts with one."""
-    try:
-        with open(path, "rb") as file:
-            head = file.read(4)
-    except OSError:
-        return None  # discovery read it a moment ago; Checkov will say if it cannot
-    return next((name for bom, name in _BOMS if head.startswith(bom)), None)
 
 
 # A module's local `source` ("./x", "../x"; Terraform reads any other form as a registry or URL).
@@ -251,18 +239,12 @@ def _modules_outside(discovery: Discovery) -> list[Problem]:
     for source in discovery.of_kind(Kind.TERRAFORM):
         for match in _LOCAL_SOURCE.finditer(source.text):
             target = os.path.realpath(os.path.join(root, posixpath.dirname(source.path), match.group(1)))
-            if not _inside(root, target):
+            if not within(root, target):
                 line = source.text.count("\n", 0, match.start(1)) + 1
                 found.append(Problem(f"a module's source {match.group(1)!r} leaves the scan root, so Checkov did not "
                                      "load it and the module was not checked; scan from a folder that holds it",
                                      source.path, line, "checkov"))
     return found
-
-
-def _inside(root: str, path: str) -> bool:
-    """Whether `path`, with every link resolved, is `root` (already resolved) or below it."""
-    real = os.path.realpath(path)
-    return real == root or real.startswith(root + os.sep)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -432,7 +414,7 @@ def _confine_modules(root: str) -> None:
 
     def confined(registry: Any, root_dir: str, source: str, version: str) -> str | None:
         path = locate(registry, root_dir, source, version)
-        return path if path is None or _inside(root, path) else None
+        return path if path is None or within(root, os.path.realpath(path)) else None
 
     TFParser.get_content_path = staticmethod(confined)  # type: ignore[method-assign,assignment]
 

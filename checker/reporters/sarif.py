@@ -20,6 +20,7 @@ from typing import Any
 import attr
 import sarif_om as om
 
+from checker import output
 from checker.model import Finding, Rule, ScanResult
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -27,7 +28,7 @@ INFORMATION_URI = "https://github.com/paved-road/checker"
 SRCROOT = "%SRCROOT%"
 FINGERPRINT_KEY = "checker/v1"
 # Characters json.dumps(ensure_ascii=False) leaves raw that only ever occur inside JSON strings.
-_INVISIBLE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_INVISIBLE = re.compile(f"[{output.INVISIBLE}]")
 
 
 def render(result: ScanResult) -> str:

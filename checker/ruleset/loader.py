@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from checker.documents import Limits, YamlMap, YamlSeq, load_yaml, yaml_error_line, yaml_error_text
+from checker.documents import DEFAULT_LIMITS, Limits, YamlMap, YamlSeq, load_yaml, yaml_error_line, yaml_error_text
 from checker.errors import ConfigError, where
 from checker.model import Severity
 
@@ -100,7 +100,7 @@ class Ruleset:
     origins: Mapping[str, str]
     base: str = ""  # the folder of the ruleset file: its `ignore` patterns are relative to it
     locks: tuple[Lock, ...] = ()
-    limits: Limits = Limits()
+    limits: Limits = DEFAULT_LIMITS
     include_keys: tuple[Mention, ...] = ()  # where each layer set `checks.include` (pattern: the layer's name)
 
     @property
@@ -257,7 +257,7 @@ def _validator() -> jsonschema.protocols.Validator:
 
 
 def _read(path: Path) -> YamlMap:
-    limit = Limits().max_file_bytes
+    limit = DEFAULT_LIMITS.max_file_bytes
     try:
         if path.stat().st_size > limit:
             raise ConfigError(f"{_display(path)}: a ruleset of {path.stat().st_size} bytes is over the "
@@ -430,7 +430,7 @@ def _merge(chain: Sequence[_Layer], trust_repo_policies: bool = False) -> Rulese
                                 for i, p in enumerate(value))
             origins[f"gate.{key}"] = shown
         for key, value in doc.get("limits", {}).items():
-            current = limits.get(key, getattr(Limits(), key))
+            current = limits.get(key, getattr(DEFAULT_LIMITS, key))
             if value > current and not layer.trusted:
                 raise ConfigError(f"{where(shown, doc['limits'].lines[key], f'limits.{key}')}: a ruleset inside the "
                                   f"repository being judged may lower a limit, not raise it (to {value} from "
