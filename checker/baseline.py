@@ -21,10 +21,11 @@ from checker.model import Finding, Location, Problem, Severity, Suppression
 FINGERPRINT_KEY = "checker/v1"
 
 
-def read_sarif(path: str) -> dict[str, Any]:
-    """A SARIF log as data; a clear configuration error when it is not one."""
+def read_sarif(path: str, data: bytes | None = None) -> dict[str, Any]:
+    """A SARIF log as data (from `data`, the file's bytes when already read); a clear
+    configuration error when it is not one."""
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        doc = json.loads(Path(path).read_bytes() if data is None else data)
     except (OSError, ValueError, RecursionError) as error:
         raise ConfigError(f"{path}: not a readable SARIF file: {str(error)[:200]}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list) or not doc["runs"]:
@@ -42,15 +43,23 @@ def _written_by_us(path: str) -> Iterator[None]:
                           f"{str(error)[:200]}); use the --sarif-output of a scan") from None
 
 
-def fingerprints(path: str) -> dict[str, str]:
-    """fingerprint -> 'RULE path' of every result in a baseline SARIF."""
+def fingerprints(path: str, data: bytes | None = None) -> dict[str, str]:
+    """fingerprint -> 'RULE path' of every result in a baseline SARIF (`data`: its bytes, when read)."""
     with _written_by_us(path):
-        return _fingerprints(path)
+        return _fingerprints(path, data)
 
 
-def _fingerprints(path: str) -> dict[str, str]:
+def read_bytes(path: str) -> bytes:
+    """A SARIF file's bytes, read once: what is decided on is what its digest records."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the SARIF: {error.strerror or error}") from None
+
+
+def _fingerprints(path: str, data: bytes | None) -> dict[str, str]:
     out = {}
-    for run in read_sarif(path)["runs"]:
+    for run in read_sarif(path, data)["runs"]:
         for result in run.get("results", []):
             fingerprint = (result.get("partialFingerprints") or {}).get(FINGERPRINT_KEY)
             if fingerprint:
@@ -76,43 +85,68 @@ def apply(findings: Sequence[Finding], baseline: dict[str, str]) -> tuple[list[F
     return marked, fixed
 
 
-def results_of(path: str) -> tuple[list[Finding], list[Problem], str]:
-    """Findings, problems and the gate threshold recorded in one of our SARIF logs (`checker gate`)."""
+@dataclasses.dataclass(frozen=True)
+class Recorded:
+    """What one of our SARIF logs recorded: enough to decide the gate again and to seal evidence."""
+
+    findings: list[Finding]
+    problems: list[Problem]
+    fail_on: str
+    properties: dict[str, Any]  # the run's properties: ruleset, versions, change, baseline, gate
+    started: str = ""
+    finished: str = ""
+
+
+def results_of(path: str, data: bytes | None = None) -> Recorded:
+    """Findings, problems, the gate threshold and the run's record in one of our SARIF logs (`checker gate`);
+    `data`: the file's bytes when already read (evidence binds exactly the bytes decided on)."""
     with _written_by_us(path):
-        findings, problems, fail_on = _results_of(path)
-    if fail_on not in FAIL_ON_CHOICES:
-        raise ConfigError(f"{path}: records the gate threshold {fail_on!r}, which is not one of "
+        recorded = _results_of(path, data)
+    if recorded.fail_on not in FAIL_ON_CHOICES:
+        raise ConfigError(f"{path}: records the gate threshold {recorded.fail_on!r}, which is not one of "
                           f"{', '.join(FAIL_ON_CHOICES)}")
-    return findings, problems, fail_on
+    return recorded
 
 
-def _results_of(path: str) -> tuple[list[Finding], list[Problem], str]:
-    doc = read_sarif(path)
+def _results_of(path: str, data: bytes | None) -> Recorded:
+    doc = read_sarif(path, data)
+    if len(doc["runs"]) != 1:
+        raise ConfigError(f"{path}: holds {len(doc['runs'])} runs; `checker scan` writes one")
+    run = doc["runs"][0]
     findings: list[Finding] = []
     problems: list[Problem] = []
-    fail_on = "high"
-    for run in doc["runs"]:
-        fail_on = ((run.get("properties") or {}).get("gate") or {}).get("failOn", fail_on)
-        for invocation in run.get("invocations", []):
-            for note in invocation.get("toolExecutionNotifications", []):
-                if note.get("level", "warning") == "error":
-                    problems.append(Problem(note["message"]["text"], source="sarif"))
-            if invocation.get("executionSuccessful") is False and not problems:
-                problems.append(Problem("the scan recorded in this SARIF did not complete", source="sarif"))
-        for result in run.get("results", []):
-            severity = (result.get("properties") or {}).get("severity")
-            if severity not in {s.value for s in Severity}:
-                raise ConfigError(f"{path}: result {result.get('ruleId')} has no checker severity; "
-                                  "`checker gate` reads SARIF written by `checker scan`")
-            location = result["locations"][0]["physicalLocation"]
-            suppressions = [s for s in result.get("suppressions", []) if s.get("status", "accepted") == "accepted"]
-            findings.append(Finding(
-                rule_id=result["ruleId"], severity=Severity(severity), message=result["message"]["text"],
-                location=Location(path_of(location["artifactLocation"]["uri"]),
-                                  location.get("region", {}).get("startLine", 1)),
-                suppression=Suppression(suppressions[0]["kind"], suppressions[0].get("justification", ""))
-                if suppressions else None,
-                fingerprint=(result.get("partialFingerprints") or {}).get(FINGERPRINT_KEY, ""),
-                baseline_state=result.get("baselineState", ""),
-            ))
-    return findings, problems, fail_on
+    properties = dict(run.get("properties") or {})
+    fail_on = (properties.get("gate") or {}).get("failOn", "high")
+    invocations = run.get("invocations") or [{}]
+    for invocation in invocations:
+        for note in invocation.get("toolExecutionNotifications", []):
+            if note.get("level", "warning") == "error":
+                problems.append(Problem(note["message"]["text"], source="sarif"))
+        if invocation.get("executionSuccessful") is False and not problems:
+            problems.append(Problem("the scan recorded in this SARIF did not complete", source="sarif"))
+    for result in run.get("results", []):
+        severity = (result.get("properties") or {}).get("severity")
+        if severity not in {s.value for s in Severity}:
+            raise ConfigError(f"{path}: result {result.get('ruleId')} has no checker severity; "
+                              "`checker gate` reads SARIF written by `checker scan`")
+        location = result["locations"][0]["physicalLocation"]
+        region = location.get("region", {})
+        suppressions = [s for s in result.get("suppressions", []) if s.get("status", "accepted") == "accepted"]
+        findings.append(Finding(
+            rule_id=result["ruleId"], severity=Severity(severity), message=result["message"]["text"],
+            location=Location(path_of(location["artifactLocation"]["uri"]), region.get("startLine", 1),
+                              region.get("endLine", region.get("startLine", 1))),
+            resource=(result.get("properties") or {}).get("resource", ""),
+            suppression=_suppression(suppressions[0]) if suppressions else None,
+            fingerprint=(result.get("partialFingerprints") or {}).get(FINGERPRINT_KEY, ""),
+            baseline_state=result.get("baselineState", ""),
+        ))
+    return Recorded(findings, problems, fail_on, properties, invocations[0].get("startTimeUtc", ""),
+                    invocations[0].get("endTimeUtc", ""))
+
+
+def _suppression(data: dict[str, Any]) -> Suppression:
+    """A SARIF suppression back as ours: `properties.source` is where it was written, the rest as recorded."""
+    properties = dict(data.get("properties") or {})
+    source = str(properties.pop("source", ""))
+    return Suppression(data["kind"], data.get("justification", ""), source, properties)

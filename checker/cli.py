@@ -9,7 +9,9 @@ from typing import Any
 import click
 
 from checker import gate, scan, settings
-from checker.errors import CheckerError
+from checker.errors import CheckerError, ConfigError
+from checker.evidence import sealing as evidence
+from checker.evidence.commands import evidence_group
 from checker.output import printable, write_atomic
 from checker.reporters import Format, renderer
 
@@ -76,6 +78,23 @@ def _base(base_ref: str | None) -> str | None:
     return base_ref or settings.current().base
 
 
+def evidence_options(func: Any) -> Any:
+    """--evidence-output and what goes into the evidence: `scan` and `gate` take them."""
+    for option in reversed((
+        click.option("--evidence-output", type=OUTPUT,
+                     help="Also write signed evidence of the decision here: JSON Lines of DSSE envelopes (the gate "
+                          "decision and a SLSA VSA), bound to the commit and the SARIF."),
+        click.option("--subject", "subjects", multiple=True, metavar="NAME=sha256:HEX",
+                     help="Another artifact the decision is about, e.g. the image to deploy (repeatable)."),
+        click.option("--environment", metavar="NAME", help="The environment this decision gates (recorded)."),
+        click.option("--signing-key", type=click.Path(dir_okay=False),
+                     help="The Ed25519 private key (PEM) that signs the evidence. Default: $CHECKER_SIGNING_KEY "
+                          "(the PEM text); without either the evidence is unsigned."),
+    )):
+        func = option(func)
+    return func
+
+
 @main.command("scan")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @ruleset_options
@@ -90,10 +109,15 @@ def _base(base_ref: str | None) -> str | None:
 @click.option("--fail-on", type=FAIL_ON, help="Override the ruleset's gate threshold.")
 @click.option("--baseline", type=click.Path(exists=True, dir_okay=False),
               help="A previous SARIF: findings already in it do not fail the gate.")
+@click.option("--change-base", metavar="REV",
+              help="Where the change starts: tickets are read from the messages of REV..HEAD. Default: the base of "
+                   "the pull/merge request the CI names, else HEAD alone.")
+@evidence_options
 def scan_command(paths: tuple[str, ...], ruleset_ref: str | None, base_ref: str | None, trust_repo_policies: bool,
                  fmt: str, sarif_output: str | None, code_scanning_output: str | None, json_output: str | None,
                  junit_output: str | None, markdown_output: str | None, fail_on: str | None,
-                 baseline: str | None) -> None:
+                 baseline: str | None, change_base: str | None, evidence_output: str | None,
+                 subjects: tuple[str, ...], environment: str | None, signing_key: str | None) -> None:
     """Scan PATHS (folders or files; default: the current folder) and gate on the findings.
 
     \b
@@ -103,14 +127,19 @@ def scan_command(paths: tuple[str, ...], ruleset_ref: str | None, base_ref: str 
       checker scan . --format sarif > results.sarif
       checker scan . --sarif-output results.sarif --fail-on critical
       checker scan . --base org-gate@sha256:<digest>               # in CI: the organisation's layer
+      checker scan . --sarif-output results.sarif --evidence-output gate.intoto.jsonl --environment prod
     """
+    sealer = evidence.sealer(evidence_output, subjects, environment, signing_key, sarif_output, "--sarif-output")
     result = scan.run(scan.Options(paths=paths or (".",), ruleset=ruleset_ref, fail_on=fail_on, baseline=baseline,
-                                   base=_base(base_ref), trust_repo_policies=trust_repo_policies))
+                                   base=_base(base_ref), trust_repo_policies=trust_repo_policies,
+                                   change_base=change_base))
     outputs = ((sarif_output, Format.SARIF), (json_output, Format.JSON), (junit_output, Format.JUNIT),
                (markdown_output, Format.MARKDOWN))
     for path, out_fmt in outputs:
         if path:
             write_atomic(path, renderer(out_fmt)(result))
+    if sealer and sarif_output:
+        sealer.seal_scan(result, sarif_output)
     if code_scanning_output:
         from checker.reporters import sarif
 
@@ -246,6 +275,8 @@ def _locked(ruleset: Any) -> dict[str, str]:
                              ("ignore", "ignore")):
             if getattr(lock, key) not in (None, True):
                 out[setting] = lock.name(key)
+        if lock.change:
+            out["change"] = lock.name("change")
         for glob in lock.rules:
             out[f"rules {glob}"] = lock.name("rules")
         for glob in lock.organisation:
@@ -258,21 +289,29 @@ def _locked(ruleset: Any) -> dict[str, str]:
 @click.option("--fail-on", type=FAIL_ON, help="Override the threshold recorded in the SARIF.")
 @click.option("--baseline", type=click.Path(exists=True, dir_okay=False),
               help="A previous SARIF: findings already in it do not fail the gate.")
-def gate_command(sarif_file: str, fail_on: str | None, baseline: str | None) -> None:
+@evidence_options
+def gate_command(sarif_file: str, fail_on: str | None, baseline: str | None, evidence_output: str | None,
+                 subjects: tuple[str, ...], environment: str | None, signing_key: str | None) -> None:
     """Re-decide pass/fail from a SARIF file written by `checker scan` (scan in one CI stage, gate in another).
 
     \b
     Example:
       checker scan . --sarif-output results.sarif --fail-on never   # stage 1: evidence
       checker gate results.sarif --fail-on high                     # stage 2: decision
+      checker gate results.sarif --evidence-output gate.intoto.jsonl --subject app=sha256:<image digest>
     """
     from checker import baseline as baselines
 
-    findings, problems, recorded = baselines.results_of(sarif_file)
+    sealer = evidence.sealer(evidence_output, subjects, environment, signing_key, sarif_file, "")
+    data = _read_sarif_bytes(sarif_file)
+    recorded = baselines.results_of(sarif_file, data)
+    findings = recorded.findings
     if baseline:
         findings, _ = baselines.apply(findings, baselines.fingerprints(baseline))
-    decision = gate.decide(findings, problems, fail_on or recorded)
-    click.echo(f"gate {decision.verdict}: {decision.reason} (fail_on: {fail_on or recorded})")
+    decision = gate.decide(findings, recorded.problems, fail_on or recorded.fail_on)
+    click.echo(f"gate {decision.verdict}: {decision.reason} (fail_on: {fail_on or recorded.fail_on})")
+    if sealer:
+        sealer.seal_gate(recorded, findings, decision, fail_on or recorded.fail_on, baseline, sarif_file, data)
     sys.exit(decision.exit_code)
 
 
@@ -306,6 +345,13 @@ def baseline_update(baseline_file: str, paths: tuple[str, ...], ruleset_ref: str
     new = sum(f.baseline_state in ("new", "") for f in result.findings)
     click.echo(f"{baseline_file}: {len(result.findings)} finding(s) baselined: {new} new, "
                f"{len(result.findings) - new} unchanged, {len(result.fixed)} fixed since the last baseline")
+
+
+def _read_sarif_bytes(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the SARIF: {error.strerror or error}") from None
 
 
 def _rule_json(rule: Any) -> dict[str, Any]:
@@ -344,3 +390,6 @@ def init_command(path: Path | None, force: bool) -> None:
     for hint in outcome.hints:
         click.echo(f"  {hint}")
     click.echo("\n" + init.ci_snippet(), nl=False)
+
+
+main.add_command(evidence_group)

@@ -30,6 +30,7 @@ from typing import Any
 import pathspec
 import yaml
 
+from checker.change import Change
 from checker.documents import (
     DEFAULT_LIMITS,
     Limits,
@@ -85,6 +86,7 @@ class Discovery:
     explicit_files: tuple[str, ...] = ()  # set unless exactly the root folder was scanned
     ignored: tuple[str, ...] = ()  # folders and files pruned by .gitignore or the ruleset
     refused: tuple[str, ...] = ()  # files and folders no engine may read or walk (links, FIFOs, past limits)
+    change: Change = dataclasses.field(default_factory=Change)  # the change judged (set by scan: change.detect)
 
     def of_kind(self, *kinds: Kind) -> list[Source]:
         return [s for s in self.sources if s.kind in kinds]

@@ -8,6 +8,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from checker.change import Change
+
 
 class Severity(str, enum.Enum):
     """Severity of a rule; ordered from most to least severe."""
@@ -172,10 +174,11 @@ class ScanResult:
     started: str
     finished: str
     versions: Mapping[str, str]
-    provenance: Mapping[str, str]
     notes: tuple[str, ...] = ()
     fail_on: str = "high"
     fixed: tuple[str, ...] = ()  # baseline results no longer found ("RULE path")
+    baseline_digest: str = ""  # sha256 hex of the baseline file the scan was gated against
+    change: Change = dataclasses.field(default_factory=Change)  # the commit, branch, tickets and CI (checker.change)
 
     @property
     def decision(self) -> Any:

@@ -18,6 +18,7 @@ import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from checker.change import Change
 from checker.documents import Document
 from checker.model import Kind, Severity
 
@@ -42,6 +43,7 @@ class Context:
     files: Sequence[str]
     documents: Callable[[str], Sequence[Document]]
     root: str = "."
+    change: Change = dataclasses.field(default_factory=Change)  # commit, branch, tickets, CI (checker.change)
 
 
 CheckFunction = Callable[[Document, Context], Iterable[Violation]]

@@ -3,17 +3,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import importlib.metadata
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from checker import baseline, suppress
+from checker.change import detect
 from checker.discover import checkout_top, discover
 from checker.engines import engines
 from checker.errors import ConfigError
 from checker.model import Rule, ScanResult, with_fingerprints
-from checker.provenance import git_provenance
 from checker.ruleset import Ruleset, load_ruleset, select_rules
 
 REPO_RULESET = ".checker.yaml"
@@ -27,6 +28,7 @@ class Options:
     baseline: str | None = None
     base: str | None = None  # the organisation's pinned layer (--base / CHECKER_BASE)
     trust_repo_policies: bool = False
+    change_base: str | None = None  # where the change's commits start (--change-base); else the CI's PR/MR base
 
 
 def scan_root(paths: Sequence[str]) -> Path:
@@ -91,12 +93,15 @@ def catalogue(ruleset: Ruleset) -> dict[str, Rule]:
 
 def run(options: Options, today: datetime.date | None = None) -> ScanResult:
     started = _now()
-    known = baseline.fingerprints(options.baseline) if options.baseline else None
+    accepted = baseline.read_bytes(options.baseline) if options.baseline else None
+    known = baseline.fingerprints(options.baseline, accepted) if options.baseline else None
     root = scan_root(options.paths)
     ruleset = resolve_ruleset(options.ruleset, root, options.base, options.trust_repo_policies)
     rules = select_rules(ruleset, catalogue(ruleset))
+    change = detect(root, ruleset.change, os.environ, options.change_base)
     discovery = discover(root, [Path(p) for p in options.paths], ruleset.ignore, ruleset.base, ruleset.limits)
-    findings, problems, notes = [], list(discovery.problems), list(discovery.notes)
+    discovery = dataclasses.replace(discovery, change=change)
+    findings, problems, notes = [], list(discovery.problems), [*discovery.notes, *change.notes]
     if discovery.ignored:
         notes.append(f"{len(discovery.ignored)} path(s) left out by .gitignore or the ruleset's ignore: "
                      + ", ".join(discovery.ignored[:5]) + (", ..." if len(discovery.ignored) > 5 else ""))
@@ -122,8 +127,8 @@ def run(options: Options, today: datetime.date | None = None) -> ScanResult:
         root=str(root), ruleset=ruleset, rules=rules, findings=tuple(final), fixed=fixed,
         problems=tuple(sorted(set(problems), key=lambda p: (p.path, p.line, p.message))),
         targets=tuple(discovery.sources), started=started, finished=_now(),
-        versions=_versions(), provenance=git_provenance(root), notes=tuple(notes),
-        fail_on=options.fail_on or ruleset.fail_on,
+        versions=_versions(), notes=tuple(notes), fail_on=options.fail_on or ruleset.fail_on, change=change,
+        baseline_digest=hashlib.sha256(accepted).hexdigest() if accepted is not None else "",
     )
 
 

@@ -6,6 +6,7 @@ name or a malformed value is a configuration error (exit 2) naming the variable.
 """
 from __future__ import annotations
 
+import base64
 import dataclasses
 import functools
 import os
@@ -42,11 +43,32 @@ def _reference(name: str, text: str) -> str:
     return text
 
 
+def _secret_pem(name: str, text: str) -> str | None:
+    """A PEM text, or the same base64-encoded on one line (GitLab masks no value with line breaks).
+
+    Empty is unset: GitHub passes an empty string for a secret a run may not see (a fork's pull
+    request), and that run's evidence is then unsigned. An error never repeats any of the text.
+    """
+    if not text.strip():
+        return None
+    if "-----BEGIN " not in text:
+        try:
+            text = base64.b64decode("".join(text.split()), validate=True).decode("ascii")
+        except (ValueError, UnicodeDecodeError):
+            text = ""
+    if "-----BEGIN " not in text:
+        raise ConfigError(f"{name} holds neither PEM text (-----BEGIN PRIVATE KEY-----...) nor PEM text in base64; "
+                          "put the key file's whole text in the CI secret (`checker evidence keygen` writes one)")
+    return text
+
+
 _SECONDS = _whole("seconds", 1, 7 * 24 * 3600)  # at most a week
 
 # variable -> (Settings field, parser, what it is for): the single list of what the tool reads.
 VARIABLES: Mapping[str, tuple[str, Callable[[str, str], Any], str]] = {
     "CHECKER_BASE": ("base", _reference, "the organisation's ruleset layer every scan builds on (as --base)"),
+    "CHECKER_SIGNING_KEY": ("signing_key", _secret_pem,
+                            "the Ed25519 private key that signs evidence (PEM text, or it in base64; as --signing-key FILE)"),
     "CHECKER_WARM": ("warm", _switch, "0 turns the warm server off on a developer machine"),
     "CHECKER_WARM_IDLE": ("warm_idle", _SECONDS, "seconds an idle warm server lives"),
     "CHECKER_CHECKOV_TIMEOUT": ("checkov_timeout", _SECONDS, "seconds one Checkov worker may run"),
@@ -60,6 +82,7 @@ class Settings:
     """What the environment asks of this run."""
 
     base: str | None = None
+    signing_key: str | None = dataclasses.field(default=None, repr=False)  # a secret: never in a repr or log
     warm: bool = True
     warm_idle: int = 20 * 60
     checkov_timeout: int = 1800

@@ -110,7 +110,8 @@ class _Waiver:
         self.expires = datetime.date.fromisoformat(str(waiver["expires"]))
         self.where = f"{waiver['source']}:{waiver['line']}"
         self.reason: str = waiver["reason"]
-        self.properties = {"approvedBy": waiver["approved_by"], "expires": str(self.expires)}
+        self.properties: dict[str, Any] = {"approvedBy": waiver["approved_by"], "expires": str(self.expires),
+                                           "paths": list(waiver.get("paths", []))}
         if waiver.get("ticket"):
             self.properties["ticket"] = waiver["ticket"]
 

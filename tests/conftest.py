@@ -11,6 +11,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ["CHECKER_WARM"] = "0"  # subprocesses run cold; tests/test_warm.py turns the server on itself
+# A CI running this suite sets its own context; scans in tests record only what a test sets itself.
+for _name in [n for n in os.environ if n.startswith(("GITHUB_", "GITLAB_", "CI_"))] + ["GITLAB_CI"]:
+    os.environ.pop(_name, None)
 
 from testkit import Cli  # noqa: E402
 

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from checker.change import Change
 from checker.cli import main
 from checker.model import Finding, Location, Problem, Rule, ScanResult, Severity, Suppression
 from checker.reporters import junit, markdown
@@ -262,7 +263,7 @@ def test_markdown_top_findings_are_linked_and_ordered(reports: Reports) -> None:
         assert f["rule"] in md
     ranks = [Severity(_cells(r)[0].strip()).rank for r in table[2:]]
     assert ranks == sorted(ranks, reverse=True)
-    commit = reports.json["provenance"]["revisionId"]
+    commit = reports.json["change"]["commit"]
     link = f"({REPO_URL}/blob/{commit}/service/deploy/deployment.yaml#L{IMAGE_LINE})"
     row = next(r for r in table if "ORG-K8S-001" in r)
     assert link in row
@@ -301,13 +302,13 @@ def test_format_junit_and_markdown_on_stdout(service: Path) -> None:
 # --- renderers on a hand-made result (edge cases the fixture does not reach) ---------------------
 
 def _result(findings: list[Finding], problems: tuple[Problem, ...] = (), root: str = "/nonexistent/repo/sub",
-            **provenance: str) -> ScanResult:
+            **change: str) -> ScanResult:
     ruleset = SimpleNamespace(name="edge", version="1.0.0", digest="0" * 64)
     rules = {"ORG-X-001": Rule("ORG-X-001", "A | B", Severity.HIGH, "python",
                                remediation="Do this | that:\n\n    x: a|b\n\nThen more.")}
     return ScanResult(root=root, ruleset=ruleset, rules=rules, findings=tuple(findings),
                       problems=problems, targets=(), started="2026-01-01T00:00:00Z",
-                      finished="2026-01-01T00:00:03Z", versions={"checker": "0"}, provenance=provenance)
+                      finished="2026-01-01T00:00:03Z", versions={"checker": "0"}, change=Change(**change))
 
 
 def _finding(line: int, message: str = "bad | worse", **kw: Any) -> Finding:
@@ -319,8 +320,8 @@ def test_markdown_escapes_and_caps_the_table(tmp_path: Path) -> None:
     (tmp_path / "sub" / "a b" / "x.yaml").write_text("x: 1\n")
     findings = [_finding(i, resource=f"r{i}") for i in range(1, 61)]
     findings.append(dataclasses.replace(_finding(1), location=Location("CODEOWNERS", 1, 1), severity=Severity.CRITICAL))
-    md = markdown.render(_result(findings, root=str(tmp_path / "sub"), toplevel=str(tmp_path), revisionId="c0ffee",
-                                 repositoryUri="https://gitlab.example.com/g/p"))
+    md = markdown.render(_result(findings, root=str(tmp_path / "sub"), toplevel=str(tmp_path), commit="c0ffee",
+                                 repository="https://gitlab.example.com/g/p"))
     table = next(t for t in _tables(md) if t[0].startswith("| Severity | Rule |"))
     assert len(table) - 2 == markdown.TOP and "11 more open finding(s)" in md
     assert all(len(_cells(r)) == 6 for r in table)

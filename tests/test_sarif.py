@@ -155,10 +155,10 @@ def test_uris_are_percent_encoded_and_the_base_is_a_file_uri(hostile_sarif):
 
 def test_gate_and_baseline_round_trip_hostile_paths(hostile_sarif, tmp_path):
     root, full, _, report = hostile_sarif
-    findings, problems, fail_on = baseline.results_of(str(full))
-    assert sorted((f.location.path, f.rule_id) for f in findings) == \
+    recorded = baseline.results_of(str(full))
+    assert sorted((f.location.path, f.rule_id) for f in recorded.findings) == \
         sorted((f["path"], f["rule"]) for f in report["findings"])
-    assert not problems and fail_on == "high"
+    assert not recorded.problems and recorded.fail_on == "high"
     assert set(baseline.fingerprints(str(full)).values()) == {f"{f['rule']} {f['path']}" for f in report["findings"]}
     assert run_checker("gate", str(full)).returncode == 1
     copy = tmp_path / root.name
@@ -195,13 +195,13 @@ def test_sarif_text_carries_no_raw_bidi_or_control_characters(hostile_sarif):
 @settings(max_examples=60, deadline=None)
 @given(text=st.text(min_size=1), path=st.text(min_size=1).filter(lambda s: not s.startswith("/")))
 def test_any_text_in_a_finding_gives_schema_valid_sarif(text, path):
-    ruleset = SimpleNamespace(name="t", version="1", digest="0" * 64, controls={}, layers=())
+    ruleset = SimpleNamespace(name="t", version="1", digest="0" * 64, controls={}, layers=(), base_layer=None)
     finding = Finding("ORG-X-001", Severity.HIGH, text, Location(path, 2, 2), resource=text, fingerprint="0" * 32,
                       suppression=Suppression("external", text, text, {"approvedBy": text}))
     result = ScanResult(root="/nonexistent", ruleset=ruleset, rules={"ORG-X-001": Rule("ORG-X-001", text, Severity.HIGH,
                         "python")}, findings=(finding,), problems=(Problem(text, path, 1, text),), targets=(),
                         started="2026-01-01T00:00:00Z", finished="2026-01-01T00:00:01Z", versions={"checker": "0"},
-                        provenance={}, notes=(text,))
+                        notes=(text,))
     out = sarif.render(result)
     out.encode("utf-8")  # always writable
     doc = json.loads(out)

@@ -76,7 +76,7 @@ def test_waivers_suppress_until_expiry_and_are_audited(write, tmp_path):
     assert {f.location.path for f in waived} == {"legacy/pod.yaml"} and len(waived) == 2
     assert waived[0].suppression.kind == "external"
     assert dict(waived[0].suppression.properties) == {"approvedBy": "jane.doe@example.com", "expires": "2027-03-31",
-                                                      "ticket": "PAY-1234"}
+                                                      "ticket": "PAY-1234", "paths": ["legacy/**"]}
     assert any("expires on 2027-03-31, in 6 day(s)" in n for n in result.notes)
     assert any("matches no finding: a stale exception" in n for n in result.notes)
     expired = scan(tmp_path, ruleset(write, WAIVER.format(expires="2027-03-01")), today)

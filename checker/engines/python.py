@@ -48,7 +48,7 @@ class PythonEngine:
                 continue
             ctx = Context(
                 organisation=ruleset.organisation, params={**policy.params, **ruleset.params.get(rule.id, {})},
-                files=discovery.files, documents=context.of_kind, root=str(discovery.root),
+                files=discovery.files, documents=context.of_kind, root=str(discovery.root), change=discovery.change,
             )
             for kind in policy.kinds:
                 for doc in documents.of_kind(kind):

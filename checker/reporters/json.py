@@ -17,7 +17,7 @@ def render(result: ScanResult) -> str:
         "ruleset": {"name": result.ruleset.name, "version": result.ruleset.version,
                     "digest": f"sha256:{result.ruleset.digest}"},
         "root": result.root,
-        "provenance": {k: v for k, v in result.provenance.items() if k != "toplevel"},
+        "change": result.change.as_dict(),
         "started": result.started,
         "finished": result.finished,
         "decision": {"verdict": decision.verdict, "exit_code": decision.exit_code, "reason": decision.reason,

@@ -129,7 +129,8 @@ def _skipped_text(finding: Finding) -> str:
     lines = [_where(finding), f"suppressed ({sup.kind}): {_clean(sup.justification)}"]
     if sup.source:
         lines.append(f"by: {_clean(sup.source)}")
-    lines.extend(f"{_clean(key)}: {_clean(value)}" for key, value in sup.properties.items())
+    lines.extend(f"{_clean(key)}: {_clean(', '.join(map(str, value)) if isinstance(value, list) else str(value))}"
+                 for key, value in sup.properties.items())
     return "\n".join(lines)
 
 

@@ -86,12 +86,14 @@ def _ruleset(result: ScanResult) -> list[str]:
     rs = result.ruleset
     lines = [f"- Ruleset: {_code(rs.name)} version {_code(rs.version)}, digest `sha256:{rs.digest}`",
              f"- Scanned: {len(result.targets)} file(s) with {len(result.rules)} rule(s)"]
-    commit = result.provenance.get("revisionId")
-    if commit:
-        repo = result.provenance.get("repositoryUri", "")
-        branch = result.provenance.get("branch")
-        where = f" of {_prose(repo)}" if repo else ""
-        lines.append(f"- Commit: {_code(commit)}{where}" + (f" (branch {_code(branch)})" if branch else ""))
+    change = result.change
+    if change.commit:
+        where = f" of {_prose(change.repository)}" if change.repository else ""
+        dirty = ", with uncommitted changes" if change.dirty else ""
+        lines.append(f"- Commit: {_code(change.commit)}{where}"
+                     + (f" (branch {_code(change.branch)}{dirty})" if change.branch else f"{dirty}"))
+    if change.tickets:
+        lines.append("- Tickets: " + ", ".join(_code(t.id) for t in change.tickets))
     lines.append("")
     return lines
 
@@ -137,12 +139,12 @@ def blob_url(result: ScanResult, path: str, line: int) -> str:
     Finding paths are relative to the scan root; the URL needs them relative to the repository.
     A finding about a missing file (a CODEOWNERS the repository lacks) gets no link.
     """
-    repo = result.provenance.get("repositoryUri", "").rstrip("/")
-    commit = result.provenance.get("revisionId", "")
+    repo = result.change.repository.rstrip("/")
+    commit = result.change.commit
     if not repo or not commit or not (Path(result.root) / path).is_file():
         return ""  # no repository to link to, or a finding about a file that is missing
     prefix = ""
-    top = result.provenance.get("toplevel")
+    top = result.change.toplevel
     if top:
         try:
             rel = Path(result.root).resolve().relative_to(Path(top).resolve()).as_posix()

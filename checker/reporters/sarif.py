@@ -52,7 +52,7 @@ def build(result: ScanResult, alerts_only: bool = False) -> om.SarifLog:
     index = {r.id: i for i, r in enumerate(rules)}
     taxonomies = _taxonomies(result, rules)
     refs = _taxon_refs(rules, taxonomies)
-    prefix = _repo_prefix(result)
+    prefix = repo_prefix(result)
     shown = [f for f in result.findings if f.is_open] if alerts_only else result.findings
     findings = sorted(shown, key=lambda f: (-f.severity.rank, f.location, f.rule_id))
     decision = result.decision
@@ -78,21 +78,35 @@ def build(result: ScanResult, alerts_only: bool = False) -> om.SarifLog:
         column_kind="utf16CodeUnits",
         properties=om.PropertyBag(),
     )
-    run.properties = {
-        "ruleset": {
-            "name": result.ruleset.name, "version": result.ruleset.version,
-            "digest": f"sha256:{result.ruleset.digest}",
-            "layers": [{"name": layer.name, "file": layer.path, "digest": f"sha256:{layer.digest}"}
-                       for layer in result.ruleset.layers],
-        },
-        "versions": dict(result.versions),
-        "gate": {"failOn": result.fail_on, "verdict": decision.verdict, "reason": decision.reason},
-        "view": "code-scanning alerts" if alerts_only else "complete audit record",
-        "notes": list(result.notes),
-    }
+    run.properties = {**run_properties(result), "view": "code-scanning alerts" if alerts_only
+                      else "complete audit record", "notes": list(result.notes)}
     if result.fixed:
         run.properties["fixedSinceBaseline"] = list(result.fixed)
     return om.SarifLog(version="2.1.0", schema_uri=SCHEMA_URI, runs=[run])
+
+
+def run_properties(result: ScanResult) -> dict[str, Any]:
+    """What the scan was and decided: the ruleset (every layer named `bundled:NAME` or relative to
+    the repository, never by a path of this machine), versions, the gate, the change (commit
+    always, with or without a remote) and the baseline. `checker gate` and the evidence read it back.
+    """
+    ruleset = result.ruleset
+    decision = result.decision
+    props: dict[str, Any] = {
+        "ruleset": {
+            "name": ruleset.name, "version": ruleset.version, "digest": f"sha256:{ruleset.digest}",
+            "base": {"name": ruleset.base_layer[0], "digest": f"sha256:{ruleset.base_layer[1]}"}
+            if ruleset.base_layer else None,
+            "layers": [{"name": layer.name, "file": layer.path, "digest": f"sha256:{layer.digest}"}
+                       for layer in ruleset.layers],
+        },
+        "versions": dict(result.versions),
+        "gate": {"failOn": result.fail_on, "verdict": decision.verdict, "reason": decision.reason},
+        "change": result.change.as_dict(),
+    }
+    if result.baseline_digest:
+        props["baseline"] = {"digest": f"sha256:{result.baseline_digest}"}
+    return props
 
 
 def _taxonomies(result: ScanResult, rules: list[Rule]) -> list[om.ToolComponent]:
@@ -194,18 +208,20 @@ def _notification(problem: Any, prefix: str) -> om.Notification:
 
 
 def _provenance(result: ScanResult) -> list[om.VersionControlDetails] | None:
-    prov = result.provenance
-    if not prov.get("revisionId") or not prov.get("repositoryUri"):
+    """SARIF's place for the commit needs a repository URI; without one the commit is in the run
+    properties (`change`) only."""
+    change = result.change
+    if not change.commit or not change.repository:
         return None
     return [om.VersionControlDetails(
-        repository_uri=prov["repositoryUri"], revision_id=prov["revisionId"], branch=prov.get("branch"),
+        repository_uri=change.repository, revision_id=change.commit, branch=change.branch or None,
         mapped_to=om.ArtifactLocation(uri_base_id=SRCROOT),
     )]
 
 
-def _repo_prefix(result: ScanResult) -> str:
+def repo_prefix(result: ScanResult) -> str:
     """Result URIs are relative to the repository root (what code scanning resolves against)."""
-    top = result.provenance.get("toplevel")
+    top = result.change.toplevel
     if not top:
         return ""
     rel = Path(result.root).resolve().relative_to(Path(top).resolve()).as_posix()
@@ -223,12 +239,12 @@ def artifact_uri(path: str) -> str:
 
 def _file_uri(result: ScanResult) -> str:
     """The scan's base as a file URI ending in `/` (pathlib percent-encodes it from its bytes)."""
-    uri = Path(result.provenance.get("toplevel") or result.root).resolve().as_uri()
+    uri = Path(result.change.toplevel or result.root).resolve().as_uri()
     return uri if uri.endswith("/") else uri + "/"
 
 
 def _root_name(result: ScanResult) -> str:
-    return _repo_prefix(result).rstrip("/") or Path(result.root).name or "root"
+    return repo_prefix(result).rstrip("/") or Path(result.root).name or "root"
 
 
 def _sentence(text: str) -> str:

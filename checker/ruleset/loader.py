@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from checker.change import DEFAULT_CHANGE, ChangeSettings
 from checker.documents import DEFAULT_LIMITS, Limits, YamlMap, YamlSeq, load_yaml, yaml_error_line, yaml_error_text
 from checker.errors import ConfigError, where
 from checker.model import Severity
@@ -26,11 +27,17 @@ BUNDLED_DIR = Path(str(resources.files("checker.rulesets")))
 
 @dataclasses.dataclass(frozen=True)
 class Layer:
-    """One file of the `extends` chain, with the sha256 of its bytes."""
+    """One file of the `extends` chain, with the sha256 of its bytes.
+
+    `path` is how records name the file, the same on every machine: `bundled:NAME`, a POSIX path
+    relative to the repository being judged, or `external:FILENAME` (never an absolute path of the
+    machine). `display` is how errors name it, relative to the current folder, so it can be opened.
+    """
 
     name: str
     path: str
     digest: str
+    display: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +69,7 @@ class Lock:
     repo_policies: bool | None = None
     ignore: bool | None = None
     organisation: tuple[str, ...] = ()
+    change: bool | None = None
     include: tuple[str, ...] = ("*",)
     exclude: tuple[str, ...] = ()
     severity: Mapping[str, Severity] = dataclasses.field(default_factory=dict)
@@ -71,7 +79,7 @@ class Lock:
         return f"locks.{key} of {self.path}:{self.line}"
 
     def as_dict(self) -> dict[str, Any]:
-        keys = ("fail_on", "rules", "allow_inline", "approvers", "repo_policies", "ignore", "organisation")
+        keys = ("fail_on", "rules", "allow_inline", "approvers", "repo_policies", "ignore", "organisation", "change")
         out = {k: getattr(self, k) for k in keys if getattr(self, k) not in (None, ())}
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
@@ -102,10 +110,13 @@ class Ruleset:
     locks: tuple[Lock, ...] = ()
     limits: Limits = DEFAULT_LIMITS
     include_keys: tuple[Mention, ...] = ()  # where each layer set `checks.include` (pattern: the layer's name)
+    change: ChangeSettings = DEFAULT_CHANGE
+    base_layer: tuple[str, str] | None = None  # the --base: its name and resolved digest (hex)
 
     @property
     def path(self) -> str:
-        return self.layers[-1].path
+        """The top layer's file as errors name it."""
+        return self.layers[-1].display or self.layers[-1].path
 
     def as_dict(self) -> dict[str, Any]:
         """The resolved settings as plain data (what the digest covers)."""
@@ -125,6 +136,7 @@ class Ruleset:
                      "forbid_inline": list(self.forbid_inline)},
             "locks": [lock.as_dict() for lock in self.locks],
             "limits": dataclasses.asdict(self.limits),
+            "change": self.change.as_dict(),
         }
 
     @property
@@ -171,13 +183,16 @@ def load_ruleset(ref: str | None, *, base: str | None = None, repository: Path |
     """
     cwd = Path.cwd()
     chain: list[_Layer] = []
+    base_layer: tuple[str, str] | None = None
     if base:
         match = _PINNED.match(base)
         if not match or ("@" in base and not match["digest"] and "@sha256:" in base):
             raise ConfigError(f"--base {base!r}: write NAME, FILE or NAME@sha256:<64 lowercase hex digits>")
         _collect(_locate(match["ref"], cwd, None, None), chain, (), None, trusted=True)
+        resolved = _merge(chain, trust_repo_policies, repository)
+        base_layer = (resolved.name, resolved.digest)
         if match["digest"]:
-            found = _merge(chain, trust_repo_policies).digest
+            found = resolved.digest
             if found != match["digest"]:
                 raise ConfigError(f"--base {match['ref']}: its digest is sha256:{found}, not the pinned "
                                   f"sha256:{match['digest']}; the organisation's layer changed (or the pin is wrong)")
@@ -190,7 +205,7 @@ def load_ruleset(ref: str | None, *, base: str | None = None, repository: Path |
                      base_size=len(chain) if base else None)
     elif not chain:
         raise ConfigError("no ruleset: name one with --ruleset or --base")
-    return _merge(chain, trust_repo_policies)
+    return dataclasses.replace(_merge(chain, trust_repo_policies, repository), base_layer=base_layer)
 
 
 def _real(path: Path) -> Path:
@@ -356,7 +371,19 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def _merge(chain: Sequence[_Layer], trust_repo_policies: bool = False) -> Ruleset:
+def _recorded(path: Path, repository: Path | None) -> str:
+    """How records (SARIF, evidence) name a ruleset file, the same on every machine: `bundled:NAME`,
+    a POSIX path relative to the repository being judged, else `external:FILENAME`."""
+    if path.parent == BUNDLED_DIR:
+        return f"bundled:{path.stem}"
+    if repository is not None:
+        real, top = _real(path), _real(repository)
+        if real.is_relative_to(top):
+            return real.relative_to(top).as_posix()
+    return f"external:{path.name}"
+
+
+def _merge(chain: Sequence[_Layer], trust_repo_policies: bool = False, repository: Path | None = None) -> Ruleset:
     """Merge layers in order: maps merge key by key, lists replace, waivers and ignores add up.
 
     Each layer is first held to the locks of the layers before it: loosening one is an error.
@@ -376,12 +403,14 @@ def _merge(chain: Sequence[_Layer], trust_repo_policies: bool = False) -> Rulese
     include_keys: list[Mention] = []
     locks: list[Lock] = []
     limits: dict[str, int] = {}
+    change: dict[str, Any] = DEFAULT_CHANGE.as_dict()
+    required_by = ""
     layers = []
     for index, layer in enumerate(chain):
         path, doc = layer.path, layer.doc
-        shown = _display(path)
-        _check_locks(shown, doc, locks)
-        layers.append(Layer(doc["metadata"]["name"], shown, hashlib.sha256(path.read_bytes()).hexdigest()))
+        shown, recorded = _display(path), _recorded(path, repository)
+        _check_locks(shown, doc, locks, change)
+        layers.append(Layer(doc["metadata"]["name"], recorded, hashlib.sha256(path.read_bytes()).hexdigest(), shown))
         origins["metadata"] = shown
         for key, value in doc.get("organisation", {}).items():
             organisation[key] = value
@@ -420,7 +449,7 @@ def _merge(chain: Sequence[_Layer], trust_repo_policies: bool = False) -> Rulese
                 mentions.extend(Mention(r, shown, spec["rules"].lines[i], f"controls.{framework}.{control}", index)
                                 for i, r in enumerate(spec["rules"]))
         for i, waiver in enumerate(doc.get("waivers", [])):
-            waivers.append({**waiver, "source": shown, "line": doc["waivers"].lines[i]})
+            waivers.append({**waiver, "source": recorded, "line": doc["waivers"].lines[i]})
             mentions.append(Mention(waiver["rule"], shown, waiver.line_of("rule"), "waivers.rule", index))
         ignore.extend(doc.get("ignore", []))
         for key, value in doc.get("gate", {}).items():
@@ -437,6 +466,13 @@ def _merge(chain: Sequence[_Layer], trust_repo_policies: bool = False) -> Rulese
                                   f"{current}); raise it in the organisation's layer (--base)")
             limits[key] = value
             origins[f"limits.{key}"] = shown
+        for key, value in doc.get("change", {}).items():
+            if key == "ticket_pattern":
+                _check_pattern(shown, doc["change"].line_of(key), value)
+            change[key] = list(value) if key == "ticket_sources" else value
+            origins[f"change.{key}"] = shown
+            if key == "require_ticket":
+                required_by = f"{recorded}:{doc['change'].line_of(key)}"
         if "locks" in doc:
             lock = _lock(index, shown, doc, include, exclude, severity)
             locks.append(lock)
@@ -458,7 +494,22 @@ def _merge(chain: Sequence[_Layer], trust_repo_policies: bool = False) -> Rulese
         allow_inline=gate["allow_inline"], forbid_inline=tuple(gate["forbid_inline"]), mentions=tuple(mentions),
         origins=origins, base=str(chain[-1].path.parent), locks=tuple(locks), limits=Limits(**limits),
         include_keys=tuple(include_keys),
+        change=ChangeSettings(change["ticket_pattern"], tuple(change["ticket_sources"]), change["require_ticket"],
+                              required_by),
     )
+
+
+def _check_pattern(shown: str, line: int, pattern: str) -> None:
+    """A ticket pattern must compile and must not match empty text (that would take any text for a ticket)."""
+    try:
+        compiled = re.compile(pattern)
+    except (re.error, RecursionError, OverflowError) as error:
+        detail = f"{error.msg} at position {error.pos}" if isinstance(error, re.error) else type(error).__name__
+        raise ConfigError(f"{where(shown, line, 'change.ticket_pattern')}: not a valid regular expression "
+                          f"({detail})") from None
+    if compiled.search("") is not None:
+        raise ConfigError(f"{where(shown, line, 'change.ticket_pattern')}: {pattern!r} matches empty text, so "
+                          "any text would hold a ticket; write what a ticket key looks like (e.g. PAY-[0-9]+)")
 
 
 def _rank(fail_on: str) -> int:
@@ -474,14 +525,23 @@ def _lock(index: int, shown: str, doc: YamlMap, include: tuple[str, ...], exclud
         rules=tuple(spec.get("rules", ())), allow_inline=spec.get("allow_inline"),
         approvers=tuple(spec["approvers"]) if "approvers" in spec else None,
         repo_policies=spec.get("repo_policies"), ignore=spec.get("ignore"),
-        organisation=tuple(spec.get("organisation", ())), include=include, exclude=exclude, severity=dict(severity),
+        organisation=tuple(spec.get("organisation", ())), change=spec.get("change"), include=include,
+        exclude=exclude, severity=dict(severity),
     )
 
 
-def _check_locks(shown: str, doc: YamlMap, locks: Sequence[Lock]) -> None:
-    """A layer that loosens what an earlier layer locked is a configuration error naming both."""
+def _check_locks(shown: str, doc: YamlMap, locks: Sequence[Lock], change: Mapping[str, Any]) -> None:
+    """A layer that loosens what an earlier layer locked is a configuration error naming both.
+
+    `change` is the `change:` section as the layers before this one left it.
+    """
     gate, checks = doc.get("gate", YamlMap()), doc.get("checks", YamlMap())
     for lock in locks:
+        if lock.change:
+            for key, value in doc.get("change", {}).items():
+                if (list(value) if isinstance(value, list) else value) != change.get(key):
+                    _loosens(shown, doc["change"].line_of(key), f"change.{key}",
+                             "changes how the change's ticket is found or required", lock.name("change"))
         if lock.fail_on and "fail_on" in gate and _rank(gate["fail_on"]) < _rank(lock.fail_on):
             _loosens(shown, gate.line_of("fail_on"), "gate.fail_on",
                      f"{gate['fail_on']!r} is laxer than {lock.fail_on!r}", lock.name("fail_on"))

@@ -47,6 +47,7 @@ EXPECTED: dict[str, list[tuple[str, int]]] = {
     "ORG-TF-001": [("main.tf", 7), ("main.tf", 12), ("main.tf", 26)],
     "ORG-TF-002": [("main.tf", 2), ("main.tf", 13)],
     "ORG-CFN-001": [("template.yaml", 5), ("template.yaml", 7), ("template.yaml", 12)],
+    "ORG-CHANGE-001": [(".checker.yaml", 1)],  # the ruleset requiring a ticket is outside the folder
     "ORG-DOCKER-001": [("Dockerfile", 1), ("Dockerfile", 4)],
     "ORG-DOCKER-002": [("Dockerfile", 1), ("Dockerfile", 4)],
     "ORG-COMPOSE-001": [("docker-compose.yml", 6), ("docker-compose.yml", 10)],

@@ -1,0 +1,129 @@
+"""The gate-decision predicate: what one gate decision records, the same after a scan
+(`checker scan --evidence-output`) as after a decision on its SARIF (`checker gate`).
+
+In both cases ruleset, tools, change and baseline come from the SARIF run's properties, which
+`checker.reporters.sarif.run_properties` writes, so a one-stage and a two-stage pipeline cannot
+disagree about what was scanned. File paths are relative to the repository, as in the SARIF.
+The field list is `gate-decision.schema.json` beside this module.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from checker.gate import Decision
+from checker.model import Finding, Problem, Severity
+
+
+@dataclasses.dataclass(frozen=True)
+class Gated:
+    """One gate decision and what it was made on."""
+
+    findings: Sequence[Finding]
+    problems: Sequence[Problem]
+    decision: Decision
+    fail_on: str
+    properties: Mapping[str, Any]  # the SARIF run's properties (ruleset, versions, change, baseline)
+    started: str
+    finished: str
+    prefix: str = ""  # what makes a scan-root path relative to the repository ("" when it already is)
+    baseline_digest: str = ""  # a baseline applied at this decision (`checker gate --baseline`), hex
+
+
+def predicate(gated: Gated, sarif_name: str, sarif_bytes: bytes, environment: str | None) -> dict[str, Any]:
+    """The gate-decision predicate (v1) as plain JSON data."""
+    props = gated.properties
+    ruleset = props.get("ruleset") or {}
+    versions = props.get("versions") or {}
+    baseline = {"digest": f"sha256:{gated.baseline_digest}"} if gated.baseline_digest else props.get("baseline")
+    return {
+        "decision": gated.decision.verdict,
+        "reason": gated.decision.reason,
+        "threshold": gated.fail_on,
+        "exitCode": gated.decision.exit_code,
+        "counts": _counts(gated.findings),
+        "blocking": [{"rule": f.rule_id, "severity": f.severity.value, "file": gated.prefix + f.location.path,
+                      "line": f.location.start_line, "fingerprint": f.fingerprint} for f in gated.decision.blocking],
+        "notChecked": [_problem(p, gated.prefix) for p in gated.problems],
+        "waivers": _waivers(gated.findings),
+        "inlineSuppressions": _inline(gated.findings, gated.prefix),
+        "baseline": baseline or None,
+        "ruleset": {"name": ruleset.get("name", ""), "version": ruleset.get("version", ""),
+                    "digest": ruleset.get("digest", ""), "base": ruleset.get("base"),
+                    "layers": list(ruleset.get("layers", []))},
+        "tools": {"checker": versions.get("checker", ""), "checkov": versions.get("checkov", "")},
+        "startedOn": gated.started,
+        "finishedOn": gated.finished,
+        "decidedOn": now(),
+        "environment": environment,
+        "sarif": {"name": sarif_name, "digest": {"sha256": hashlib.sha256(sarif_bytes).hexdigest()}},
+        "change": _change(props.get("change") or {}),
+    }
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _counts(findings: Sequence[Finding]) -> dict[str, dict[str, int]]:
+    counts = {s.value: {"open": 0, "suppressed": 0, "baselined": 0} for s in Severity}
+    for f in findings:
+        state = "open" if f.is_open else "suppressed" if f.suppression is not None else "baselined"
+        counts[f.severity.value][state] += 1
+    return counts
+
+
+def _problem(problem: Problem, prefix: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"message": problem.message}
+    if problem.path:
+        out["file"] = prefix + problem.path
+    if problem.line:
+        out["line"] = problem.line
+    return out
+
+
+def _waivers(findings: Sequence[Finding]) -> list[dict[str, Any]]:
+    """Each waiver that suppressed something, once, with how many findings it suppressed."""
+    applied: dict[tuple[str, str], dict[str, Any]] = {}
+    for f in findings:
+        if f.suppression is None or f.suppression.kind != "external":
+            continue
+        props = f.suppression.properties
+        key = (f.rule_id, f.suppression.source)
+        if key not in applied:
+            applied[key] = {"rule": f.rule_id, "paths": list(props.get("paths", [])),
+                            "reason": f.suppression.justification, "approvedBy": str(props.get("approvedBy", "")),
+                            "expires": str(props.get("expires", "")), "source": f.suppression.source, "findings": 0}
+            if props.get("ticket"):
+                applied[key]["ticket"] = str(props["ticket"])
+        applied[key]["findings"] += 1
+    return sorted(applied.values(), key=lambda w: (w["rule"], w["source"]))
+
+
+def _inline(findings: Sequence[Finding], prefix: str) -> list[dict[str, Any]]:
+    """Each finding an inline comment suppressed, at the comment's line where we know it."""
+    out = []
+    for f in findings:
+        if f.suppression is None or f.suppression.kind != "inSource":
+            continue
+        match = re.fullmatch(r".+:(\d+)", f.suppression.source)  # `FILE:LINE` of the comment (ours)
+        out.append({"rule": f.rule_id, "file": prefix + f.location.path,
+                    "line": int(match[1]) if match else f.location.start_line, "reason": f.suppression.justification})
+    return sorted(out, key=lambda s: (s["file"], s["line"], s["rule"]))
+
+
+def _change(change: Mapping[str, Any]) -> dict[str, Any]:
+    """The change as recorded, every key present ("" recorded as null: unknown, not empty)."""
+    return {
+        "repository": change.get("repository") or None,
+        "commit": change.get("commit") or None,
+        "branch": change.get("branch") or None,
+        "dirty": bool(change.get("dirty", False)),
+        "tickets": list(change.get("tickets", [])),
+        "ticketRequired": bool(change.get("ticketRequired", False)),
+        "ci": change.get("ci") or None,
+    }
