@@ -62,11 +62,19 @@ def _secret_pem(name: str, text: str) -> str | None:
     return text
 
 
+def _ledger(name: str, text: str) -> str:
+    """A ledger URL or SQLite path, checked when opened; never repeated here (a URL may hold a password)."""
+    if not text.strip():
+        raise ConfigError(f"{name} is set but empty: give a SQLite file or a postgresql:// URL, or unset it")
+    return text
+
+
 _SECONDS = _whole("seconds", 1, 7 * 24 * 3600)  # at most a week
 
 # variable -> (Settings field, parser, what it is for): the single list of what the tool reads.
 VARIABLES: Mapping[str, tuple[str, Callable[[str, str], Any], str]] = {
     "CHECKER_BASE": ("base", _reference, "the organisation's ruleset layer every scan builds on (as --base)"),
+    "CHECKER_LEDGER": ("ledger", _ledger, "the ledger of gated changes: a SQLite file or a postgresql:// URL"),
     "CHECKER_SIGNING_KEY": ("signing_key", _secret_pem,
                             "the Ed25519 private key that signs evidence (PEM text, or it in base64; as --signing-key FILE)"),
     "CHECKER_WARM": ("warm", _switch, "0 turns the warm server off on a developer machine"),
@@ -82,6 +90,7 @@ class Settings:
     """What the environment asks of this run."""
 
     base: str | None = None
+    ledger: str | None = dataclasses.field(default=None, repr=False)  # may hold a database password
     signing_key: str | None = dataclasses.field(default=None, repr=False)  # a secret: never in a repr or log
     warm: bool = True
     warm_idle: int = 20 * 60
