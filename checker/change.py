@@ -19,10 +19,12 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Mapping
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+GIT_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # a full SHA-1 or SHA-256 object name, as git prints it
 TICKET_SOURCES = ("commits", "branch", "pull_request")
 
 # Identifiers that look like `KEY-123` but are never tickets: advisories and weaknesses (always
@@ -175,6 +177,39 @@ class _Git:
         out, ok = self.read(*args, limit=limit)
         return out if ok else ""
 
+    def first_line(self, args: Sequence[str], wanted: Callable[[str], bool], separator: bytes = b"\n") -> str | None:
+        """The first record of git's output (any length) for which `wanted` holds; '' when none does,
+        None when git failed. The output is streamed, never held whole (an index of 100,000 files)."""
+        command = ["git", "-c", "core.fsmonitor=false", "--no-optional-locks", "-C", str(self.root), *args]
+        try:
+            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, env=_git_environ())
+        except OSError:
+            return None
+        timer = threading.Timer(GIT_TIMEOUT, proc.kill)
+        timer.start()
+        found, pending = "", b""
+        try:
+            assert proc.stdout is not None
+            while chunk := proc.stdout.read(256 * 1024):
+                *records, pending = (pending + chunk).split(separator)
+                found = next((r.decode("utf-8", "replace") for r in records if wanted(r.decode("utf-8", "replace"))),
+                             "")
+                if found:
+                    proc.kill()
+                    break
+            if not found and pending and wanted(pending.decode("utf-8", "replace")):
+                found = pending.decode("utf-8", "replace")
+            code = proc.wait()
+        except (OSError, ValueError):
+            proc.kill()
+            return None
+        finally:
+            timer.cancel()
+            if proc.stdout is not None:
+                proc.stdout.close()
+        return found if found or code == 0 else None
+
     def read(self, *args: str, limit: int = 64 * 1024) -> tuple[str, bool]:
         """(output up to `limit` bytes, whether git succeeded); cut output counts as success."""
         command = ["git", "-c", "core.fsmonitor=false", "--no-optional-locks", "-C", str(self.root), *args]
@@ -207,15 +242,20 @@ class _Git:
         return text, cut or code == 0
 
 
+_GIT_VARIABLES_DROPPED = ("GIT_PAGER", "PAGER", "GIT_EXTERNAL_DIFF", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE",
+                          "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR",
+                          "GIT_NAMESPACE", "GIT_CEILING_DIRECTORIES", "GIT_DISCOVERY_ACROSS_FILESYSTEM")
+
+
 def _git_environ() -> dict[str, str]:
     """The environment without what would make git ask a question, page or read another repository's index."""
-    env = {k: v for k, v in os.environ.items() if k not in ("GIT_PAGER", "PAGER", "GIT_EXTERNAL_DIFF")}
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_VARIABLES_DROPPED}
     env.update({"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"})
     return env
 
 
 def _is_sha(text: str) -> bool:
-    return bool(re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", text))
+    return bool(GIT_COMMIT.fullmatch(text))
 
 
 def _dirty(git: _Git, notes: list[str]) -> bool:
@@ -226,7 +266,33 @@ def _dirty(git: _Git, notes: list[str]) -> bool:
     if not ok:
         notes.append("git status failed, so the working tree is recorded as having uncommitted changes")
         return True
-    return bool(out.strip())
+    if out.strip():
+        return True
+    flagged = git.first_line(("ls-files", "-v", "-z"), lambda entry: not entry.startswith("H "), separator=b"\0")
+    if flagged is None:
+        notes.append("git ls-files failed, so the working tree is recorded as having uncommitted changes")
+        return True
+    if flagged:
+        notes.append(f"{_bounded(flagged[2:], 200)} is marked skip-worktree or assume-unchanged (or is otherwise not "
+                     "as committed), which git status does not show: the tree is recorded as having uncommitted "
+                     "changes")
+        return True
+    return False
+
+
+def uncommitted(toplevel: str, paths: Sequence[Path]) -> list[str]:
+    """Which of `paths` (files the scan read besides what discovery walked: the ruleset's layers, the
+    baseline) are inside the checkout but not committed there. An ignored, untracked `.checker.yaml`
+    leaves `git status` clean, yet it decides what the gate checks."""
+    top = Path(toplevel)
+    inside = [p for p in paths if Path(os.path.realpath(p)).is_relative_to(top)]
+    if not inside:
+        return []
+    rel = [Path(os.path.realpath(p)).relative_to(top).as_posix() for p in inside]
+    out, ok = _Git(top).read("ls-files", "-z", "--full-name", "--", *(f":(literal){r}" for r in rel),
+                             limit=1024 * 1024)
+    tracked = set(out.split("\0")) if ok else set()
+    return [r for r in rel if r not in tracked]
 
 
 def _base(base_rev: str | None, ci: Mapping[str, Any], environ: Mapping[str, str]) -> tuple[str, str] | None:
@@ -261,6 +327,10 @@ def _messages(git: _Git, base: tuple[str, str] | None, notes: list[str]) -> tupl
                               "clone?): only HEAD's commit message was searched for tickets; fetch the history "
                               "(fetch-depth: 0, GIT_DEPTH: 0) to search every commit of the change")
     selection = [f"{resolved}..HEAD"] if resolved else ["-1", "HEAD"]
+    if resolved and _is_sha(git.run("rev-parse", "--verify", "--quiet", "HEAD^2").strip()):
+        # a pull request's merge commit: its first parent is the base branch as it is now, which may
+        # be newer than the base the event named; other people's commits there are not this change's
+        selection.append("^HEAD^1")
     out, ok = git.read("log", "--no-color", f"--max-count={MAX_COMMITS + 1}", "--format=%H%x00%B%x1e",
                        *selection, "--", limit=MAX_COMMITS * (MAX_MESSAGE + 64))
     if not ok:
@@ -285,16 +355,20 @@ def _messages(git: _Git, base: tuple[str, str] | None, notes: list[str]) -> tupl
 def _public_url(url: str) -> str:
     """An https URL of the remote without credentials, query or fragment
     (git@host:org/repo.git and ssh://git@host:22/org/repo -> https://host/org/repo); '' for a local path."""
-    if not url or len(url) > 2048:
+    if not url or len(url) > 2048 or any(c.isspace() for c in url):
         return ""
     match = re.match(r"^(?:ssh://)?[\w.-]+@([\w.-]+)(?::\d+)?[:/](.+?)(?:\.git)?/?$", url)
     if match and not url.startswith(("http://", "https://")):
         return f"https://{match[1]}/{match[2].lstrip('/')}"
-    match = re.match(r"^(https?://)(?:[^@/?#]*@)?([^/?#]+)([^?#]*)", url)
-    if not match:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
         return ""
-    path = re.sub(r"\.git/?$", "", match[3]).rstrip("/")
-    return f"{match[1]}{match[2]}{path}"
+    if parts.scheme not in ("http", "https") or not host:
+        return ""
+    path = re.sub(r"\.git/?$", "", parts.path).rstrip("/")
+    return f"{parts.scheme}://{host}{f':{port}' if port else ''}{path}"
 
 
 # --- the CI ------------------------------------------------------------------------------------

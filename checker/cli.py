@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from checker import gate, scan, settings
-from checker.errors import CheckerError, ConfigError
+from checker.errors import CheckerError
 from checker.evidence import sealing as evidence
 from checker.evidence.commands import evidence_group
 from checker.output import printable, write_atomic
@@ -135,11 +135,12 @@ def scan_command(paths: tuple[str, ...], ruleset_ref: str | None, base_ref: str 
                                    change_base=change_base))
     outputs = ((sarif_output, Format.SARIF), (json_output, Format.JSON), (junit_output, Format.JUNIT),
                (markdown_output, Format.MARKDOWN))
+    written = {out_fmt: renderer(out_fmt)(result) for path, out_fmt in outputs if path}
     for path, out_fmt in outputs:
         if path:
-            write_atomic(path, renderer(out_fmt)(result))
+            write_atomic(path, written[out_fmt])
     if sealer and sarif_output:
-        sealer.seal_scan(result, sarif_output)
+        sealer.seal_scan(result, sarif_output, written[Format.SARIF].encode("utf-8"))
     if code_scanning_output:
         from checker.reporters import sarif
 
@@ -303,15 +304,16 @@ def gate_command(sarif_file: str, fail_on: str | None, baseline: str | None, evi
     from checker import baseline as baselines
 
     sealer = evidence.sealer(evidence_output, subjects, environment, signing_key, sarif_file, "")
-    data = _read_sarif_bytes(sarif_file)
+    data = baselines.read_bytes(sarif_file)
     recorded = baselines.results_of(sarif_file, data)
     findings = recorded.findings
+    accepted = baselines.read_bytes(baseline) if baseline else None
     if baseline:
-        findings, _ = baselines.apply(findings, baselines.fingerprints(baseline))
+        findings, _ = baselines.apply(findings, baselines.fingerprints(baseline, accepted))
     decision = gate.decide(findings, recorded.problems, fail_on or recorded.fail_on)
     click.echo(f"gate {decision.verdict}: {decision.reason} (fail_on: {fail_on or recorded.fail_on})")
     if sealer:
-        sealer.seal_gate(recorded, findings, decision, fail_on or recorded.fail_on, baseline, sarif_file, data)
+        sealer.seal_gate(recorded, findings, decision, fail_on or recorded.fail_on, accepted, sarif_file, data)
     sys.exit(decision.exit_code)
 
 
@@ -345,13 +347,6 @@ def baseline_update(baseline_file: str, paths: tuple[str, ...], ruleset_ref: str
     new = sum(f.baseline_state in ("new", "") for f in result.findings)
     click.echo(f"{baseline_file}: {len(result.findings)} finding(s) baselined: {new} new, "
                f"{len(result.findings) - new} unchanged, {len(result.fixed)} fixed since the last baseline")
-
-
-def _read_sarif_bytes(path: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read the SARIF: {error.strerror or error}") from None
 
 
 def _rule_json(rule: Any) -> dict[str, Any]:

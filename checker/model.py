@@ -179,6 +179,7 @@ class ScanResult:
     fixed: tuple[str, ...] = ()  # baseline results no longer found ("RULE path")
     baseline_digest: str = ""  # sha256 hex of the baseline file the scan was gated against
     change: Change = dataclasses.field(default_factory=Change)  # the commit, branch, tickets and CI (checker.change)
+    scope: tuple[str, ...] = ()  # what was scanned, relative to the repository's top ("." for all of it)
 
     @property
     def decision(self) -> Any:

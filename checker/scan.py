@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from checker import baseline, suppress
-from checker.change import detect
+from checker.change import Change, detect, uncommitted
 from checker.discover import checkout_top, discover
 from checker.engines import engines
 from checker.errors import ConfigError
@@ -98,7 +98,7 @@ def run(options: Options, today: datetime.date | None = None) -> ScanResult:
     root = scan_root(options.paths)
     ruleset = resolve_ruleset(options.ruleset, root, options.base, options.trust_repo_policies)
     rules = select_rules(ruleset, catalogue(ruleset))
-    change = detect(root, ruleset.change, os.environ, options.change_base)
+    change = _committed(detect(root, ruleset.change, os.environ, options.change_base), ruleset, options.baseline)
     discovery = discover(root, [Path(p) for p in options.paths], ruleset.ignore, ruleset.base, ruleset.limits)
     discovery = dataclasses.replace(discovery, change=change)
     findings, problems, notes = [], list(discovery.problems), [*discovery.notes, *change.notes]
@@ -129,7 +129,34 @@ def run(options: Options, today: datetime.date | None = None) -> ScanResult:
         targets=tuple(discovery.sources), started=started, finished=_now(),
         versions=_versions(), notes=tuple(notes), fail_on=options.fail_on or ruleset.fail_on, change=change,
         baseline_digest=hashlib.sha256(accepted).hexdigest() if accepted is not None else "",
+        scope=scope(options.paths, root, change.toplevel),
     )
+
+
+def _committed(change: Change, ruleset: Ruleset, baseline_path: str | None) -> Change:
+    """The change, marked as having uncommitted changes when a file that decided what the gate checks
+    (a ruleset layer, the baseline) is in the checkout but not committed: git status does not show
+    an ignored `.checker.yaml`, yet evidence of such a scan must not vouch for the commit."""
+    if not change.toplevel or change.dirty:
+        return change
+    read = [Path(layer.display) for layer in ruleset.layers if layer.display and not layer.display.startswith("bundled:")]
+    loose = uncommitted(change.toplevel, [*read, *([Path(baseline_path)] if baseline_path else [])])
+    if not loose:
+        return change
+    note = (f"{', '.join(loose)} decided what the gate checked but is not committed: the working tree is recorded "
+            "as having uncommitted changes")
+    return dataclasses.replace(change, dirty=True, notes=(*change.notes, note))
+
+
+def scope(paths: Sequence[str], root: Path, toplevel: str) -> tuple[str, ...]:
+    """What was scanned, relative to the repository's top ("." for all of it), else to the scan root;
+    evidence vouches for a whole commit only when this is (".",) in a checkout."""
+    base = Path(toplevel) if toplevel else root
+    out = []
+    for path in paths:
+        real = Path(os.path.realpath(path))
+        out.append(real.relative_to(base).as_posix() if real.is_relative_to(base) else f"external:{real.name}")
+    return tuple(sorted(set(out)))
 
 
 def _now() -> str:

@@ -37,6 +37,9 @@ PRELOAD = (  # the runners of the frameworks a repository most often has
 )
 
 
+SECRETS = ("CHECKER_SIGNING_KEY", "CHECKER_LEDGER")  # never kept in a long-lived process
+
+
 def enabled() -> bool:
     return not os.environ.get("CI") and settings.current().warm and hasattr(socket, "AF_UNIX")
 
@@ -75,7 +78,9 @@ def run_remote(argv: Sequence[str]) -> int | None:
 
 
 def _start(path: Path) -> None:
-    subprocess.Popen([sys.executable, "-m", "checker.warm", str(path)], stdin=subprocess.DEVNULL,
+    # The server outlives this scan: it keeps no secret (each request brings its client's environment)
+    environ = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    subprocess.Popen([sys.executable, "-m", "checker.warm", str(path)], stdin=subprocess.DEVNULL, env=environ,
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 

@@ -656,3 +656,47 @@ def test_rules_explain(cli) -> None:
     assert "ORG-CHANGE-001: The change names its ticket" in result.output
     assert "severity: medium" in result.output and "PCI-DSS-4.0:6.5.1" in result.output
     assert "branch name" in result.output and "pull (merge)" in result.output
+
+
+@pytest.mark.parametrize(("remote", "recorded"), [
+    ("git@github.com:org/r.git", "https://github.com/org/r"),
+    ("ssh://git@gitlab.example.com:22/g/p.git", "https://gitlab.example.com/g/p"),
+    ("https://token:x-oauth@github.com/org/r.git", "https://github.com/org/r"),
+    ("https://user:pa@ss@host.example/o/r", "https://host.example/o/r"),
+    ("https://user:p/ss@host.example/o/r", ""),  # not a URL we can read safely: nothing rather than a secret
+    ("http://user:secret#frag@host.example", ""),
+    ("https://git.example.com:8443/o/r?x=1#y", "https://git.example.com:8443/o/r"),
+    ("/srv/git/repo.git", ""),
+])
+def test_the_recorded_repository_never_carries_credentials(remote: str, recorded: str) -> None:
+    assert change_module._public_url(remote) == recorded
+
+
+def test_git_variables_of_the_job_cannot_point_git_at_another_repository(repo: Path, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    git(other, "init", "-q", "-b", "main")
+    git(other, "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-q", "--allow-empty", "-m", "other")
+    monkeypatch.setenv("GIT_DIR", str(other / ".git"))
+    found = detect(repo, DEFAULT_CHANGE, {})
+    monkeypatch.delenv("GIT_DIR")
+    assert found.commit == git(repo, "rev-parse", "HEAD") != git(other, "rev-parse", "HEAD")
+
+
+def test_a_merge_commit_counts_only_its_own_side(tmp_path: Path) -> None:
+    """A pull request's merge commit: commits that reached the base branch after the event's base
+    are other people's changes, and their tickets are not this change's."""
+    root = tmp_path / "merge"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    commit = ["-c", "user.name=a", "-c", "user.email=a@b", "commit", "-q", "--allow-empty", "-m"]
+    git(root, *commit, "base")
+    base = git(root, "rev-parse", "HEAD")
+    git(root, "checkout", "-q", "-b", "feature")
+    git(root, *commit, "PAY-1 the change")
+    git(root, "checkout", "-q", "main")
+    git(root, *commit, "OTHER-9 someone else's change")
+    git(root, "-c", "user.name=a", "-c", "user.email=a@b", "merge", "-q", "--no-ff", "-m", "Merge feature", "feature")
+    found = detect(root, ChangeSettings(ticket_sources=("commits",)), {}, base)
+    assert [t.id for t in found.tickets] == ["PAY-1"]

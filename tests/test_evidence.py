@@ -53,6 +53,7 @@ def predicate(sarif: bytes, decision: str = "FAILED", environment: str | None = 
                    "INCOMPLETE": "1 thing(s) could not be checked, so the gate fails closed"}[decision],
         "threshold": "high",
         "exitCode": {"PASSED": 0, "FAILED": 1, "INCOMPLETE": 3}[decision],
+        "decidedFrom": "scan",
         "counts": {"critical": {"open": 0, "suppressed": 0, "baselined": 0},
                    "high": {"open": len(blocking), "suppressed": 1, "baselined": 2},
                    "medium": {"open": 3, "suppressed": 0, "baselined": 0},
@@ -71,13 +72,14 @@ def predicate(sarif: bytes, decision: str = "FAILED", environment: str | None = 
                     "base": {"name": "org-gate", "digest": BASE_DIGEST},
                     "layers": [{"name": "org-gate", "file": "bundled:org-gate", "digest": BASE_DIGEST},
                                {"name": "payments", "file": ".checker.yaml",
-                                "digest": "sha256:" + hashlib.sha256(b"repo layer").hexdigest()}]},
+                                "digest": "sha256:" + hashlib.sha256(b"repo layer").hexdigest()}], "lockedFailOn": None},
         "tools": {"checker": "0.1.0", "checkov": "3.3.30"},
         "startedOn": "2030-06-01T10:00:00Z",
         "finishedOn": "2030-06-01T10:00:41Z",
         "decidedOn": "2030-06-01T10:00:42Z",
         "environment": environment,
         "sarif": {"name": "results.sarif", "digest": {"sha256": hashlib.sha256(sarif).hexdigest()}},
+        "scope": {"paths": ["."], "wholeRepository": True, "files": 12, "rules": 40},
         "change": {"repository": "https://github.com/example/payments", "commit": COMMIT, "branch": "feature/PAY-42",
                    "dirty": False, "tickets": [{"id": "PAY-42", "foundIn": ["branch", "commits"]}],
                    "ticketRequired": True,
@@ -143,7 +145,7 @@ def test_sealed_evidence_verifies_and_names_what_it_checked(tmp_path, cli, keypa
     key, pub = keypair
     evidence = Evidence(tmp_path, "PASSED", key, (statements.Subject("registry.example.com/payments",
                                                                      {"sha256": IMAGE}),))
-    result = verify(cli, evidence, "--sarif", str(evidence.sarif), "--commit", COMMIT[:7], "--subject",
+    result = verify(cli, evidence, "--sarif", str(evidence.sarif), "--commit", COMMIT, "--subject",
                     f"sha256:{IMAGE}", "--ruleset", f"payments@{RULESET_DIGEST}", "--require-pass", key=pub)
     assert result.exit_code == 0, result.output
     kid = keys.key_id(key.public_key())
@@ -314,8 +316,9 @@ def test_another_commit_is_refused(tmp_path, cli, keypair):
     assert result.exit_code == 3, result.output
     assert f"FAIL the decision is for commit {COMMIT}, not {OTHER_COMMIT}" in result.output
     assert verify(cli, evidence, "--commit", COMMIT.upper(), key=keypair[1]).exit_code == 0
-    short = verify(cli, evidence, "--commit", COMMIT[:6], key=keypair[1])
-    assert short.exit_code == 2 and "at least its first 7 hex digits" in short.output, short.output
+    for prefix in (COMMIT[:6], COMMIT[:12]):  # a prefix could be made to collide: only the full id
+        short = verify(cli, evidence, "--commit", prefix, key=keypair[1])
+        assert short.exit_code == 2 and "give the full commit id" in short.output, short.output
 
 
 def test_another_subject_is_refused(tmp_path, cli, keypair):
@@ -338,11 +341,14 @@ def test_another_ruleset_digest_is_refused(tmp_path, cli, keypair):
     other = "sha256:" + hashlib.sha256(b"a looser ruleset").hexdigest()
     result = verify(cli, evidence, "--ruleset", f"payments@{other}", key=keypair[1])
     assert result.exit_code == 3, result.output
-    assert (f"FAIL the decision was made under payments ({RULESET_DIGEST}) with base org-gate ({BASE_DIGEST}), "
+    assert (f"FAIL the decision was made under payments ({RULESET_DIGEST}) on the base org-gate ({BASE_DIGEST}), "
             f"not payments@{other}") in result.output
-    for ok in ("payments", f"org-gate@{BASE_DIGEST}", "org-gate"):
+    for ok in (f"payments@{RULESET_DIGEST}", f"org-gate@{BASE_DIGEST}", "org-gate",
+               f"../org/gate.yaml@{BASE_DIGEST}"):  # a --base FILE is recorded by its own name: the digest decides
         assert verify(cli, evidence, "--ruleset", ok, key=keypair[1]).exit_code == 0, ok
-    assert verify(cli, evidence, "--ruleset", "other-ruleset", key=keypair[1]).exit_code == 3
+    # a name alone must be one the judged repository cannot choose: its own .checker.yaml is named "payments"
+    for refused in ("payments", "other-ruleset", "../org/gate.yaml@sha256:" + "b" * 64):
+        assert verify(cli, evidence, "--ruleset", refused, key=keypair[1]).exit_code == 3, refused
 
 
 def test_a_dirty_tree_is_not_evidence_for_the_commit(tmp_path, cli, keypair):
@@ -588,4 +594,4 @@ def test_an_envelope_with_too_many_signatures_is_refused(tmp_path, cli, keypair)
 @pytest.mark.parametrize("bad", ["payments@sha256:abc", "payments@2.3.0", ""])
 def test_a_ruleset_reference_of_another_form_is_a_usage_error(tmp_path, cli, keypair, bad):
     result = verify(cli, Evidence(tmp_path, "PASSED", keypair[0]), "--ruleset", bad, key=keypair[1])
-    assert result.exit_code == 2 and "write NAME or NAME@sha256:<64 hex digits>" in result.output, result.output
+    assert result.exit_code == 2 and "write NAME, NAME@sha256:<64 hex digits>" in result.output, result.output

@@ -134,7 +134,8 @@ def test_a_scan_leaves_signed_evidence_of_the_whole_decision(repo: Path, key: Pa
 
     public = f"{key}.pub"
     verified = checker("evidence", "verify", str(evidence), "--key", public, "--sarif", str(sarif),
-                       "--commit", commit, "--subject", f"sha256:{IMAGE}", "--ruleset", "payments", cwd=tmp_path)
+                       "--commit", commit, "--subject", f"sha256:{IMAGE}", "--ruleset",
+                       f"payments@{predicate['ruleset']['digest']}", "--environment", "production", cwd=tmp_path)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     required = checker("evidence", "verify", str(evidence), "--key", public, "--require-pass", cwd=tmp_path)
     assert required.returncode == 1, required.stdout + required.stderr
@@ -215,3 +216,81 @@ def test_bad_evidence_options_are_usage_errors_before_any_scan(repo: Path, args:
     assert not (repo / "r.sarif").exists()  # refused before the scan
     for secret in ("c2VjcmV0LWtleS10ZXh0", "s3cret-not-pem"):
         assert secret not in done.stdout + done.stderr
+
+
+def test_a_scan_of_less_than_the_whole_repository_is_no_evidence_for_the_commit(repo: Path, key: Path,
+                                                                                tmp_path: Path) -> None:
+    done = checker("scan", "deploy", "--sarif-output", "../results.sarif", "--evidence-output",
+                   "../gate.intoto.jsonl", "--signing-key", str(key), cwd=repo)
+    assert done.returncode == 1, done.stderr
+    [decision, _] = statements(tmp_path / "gate.intoto.jsonl")
+    assert decision["predicate"]["scope"] == {"paths": ["deploy"], "wholeRepository": False, "files": 1, "rules": 1}
+    assert not any("gitCommit" in s["digest"] for s in decision["subject"])
+    refused = checker("evidence", "verify", "gate.intoto.jsonl", "--key", f"{key}.pub", "--commit",
+                      git(repo, "rev-parse", "HEAD"), "--require-pass", cwd=tmp_path)
+    assert refused.returncode == 3 and "the scan covered deploy, not the whole repository" in refused.stdout
+
+
+@pytest.mark.parametrize("how", ["ignored ruleset", "skip-worktree", "assume-unchanged"])
+def test_changes_git_status_does_not_show_still_make_the_tree_dirty(repo: Path, key: Path, tmp_path: Path,
+                                                                    how: str) -> None:
+    """What decides the gate must be committed: an ignored .checker.yaml, or a file git was told not
+    to look at, leaves `git status` clean but is not the commit."""
+    if how == "ignored ruleset":
+        (repo / ".gitignore").write_text(".checker.yaml\n")
+        git(repo, "rm", "-q", "--cached", ".checker.yaml")
+        git(repo, "add", ".gitignore")
+        git(repo, "-c", "user.name=Dev", "-c", "user.email=dev@example.com", "commit", "-q", "-m", "PAY-42 ignore it")
+        (repo / ".checker.yaml").write_text(RULESET.replace("[ORG-K8S-001]", "[ORG-REPO-003]"))
+        assert git(repo, "status", "--porcelain") == ""
+    else:
+        git(repo, "update-index", f"--{how}", "deploy/pod.yaml")
+        (repo / "deploy" / "pod.yaml").write_text(POD.replace("docker.io/sidecar", "registry.example.com/sidecar"))
+        assert git(repo, "status", "--porcelain") == ""
+    scan_with_evidence(repo, key)
+    [decision, _] = statements(tmp_path / "gate.intoto.jsonl")
+    assert decision["predicate"]["change"]["dirty"] is True
+    refused = checker("evidence", "verify", "gate.intoto.jsonl", "--key", f"{key}.pub", "--commit",
+                      git(repo, "rev-parse", "HEAD"), cwd=tmp_path)
+    assert refused.returncode == 3 and "uncommitted" in refused.stdout
+
+
+def test_a_threshold_laxer_than_the_locked_one_is_no_pass(repo: Path, key: Path, tmp_path: Path) -> None:
+    (repo / ".checker.yaml").unlink()
+    git(repo, "-c", "user.name=Dev", "-c", "user.email=dev@example.com", "commit", "-qam", "PAY-42 no ruleset")
+    done = scan_with_evidence(repo, key, "--base", "org-gate", "--fail-on", "never")
+    assert done.returncode == 0, done.stderr
+    verified = checker("evidence", "verify", "gate.intoto.jsonl", "--key", f"{key}.pub", "--ruleset", "org-gate",
+                       "--require-pass", cwd=tmp_path)
+    assert verified.returncode == 1, verified.stdout
+    assert "at fail_on never, laxer than the ruleset's locked fail_on high" in verified.stdout
+
+
+def test_evidence_from_checker_gate_says_it_was_decided_from_a_sarif(repo: Path, key: Path, tmp_path: Path) -> None:
+    assert scan_with_evidence(repo, key).returncode == 1
+    assert statements(tmp_path / "gate.intoto.jsonl")[0]["predicate"]["decidedFrom"] == "scan"
+    assert checker("gate", "results.sarif", "--evidence-output", "two.jsonl", "--signing-key", str(key),
+                   cwd=tmp_path).returncode == 1
+    assert statements(tmp_path / "two.jsonl")[0]["predicate"]["decidedFrom"] == "sarif"
+
+
+@pytest.mark.parametrize("edit", [{"ruleset": "x"}, {"versions": [1]}, {"change": "x"}, {"ruleset": {"layers": 5}},
+                                  {"scope": 7}])
+def test_a_sarif_whose_record_was_edited_is_refused_cleanly(repo: Path, key: Path, tmp_path: Path,
+                                                            edit: dict[str, Any]) -> None:
+    assert scan_with_evidence(repo, key).returncode == 1
+    doc = json.loads((tmp_path / "results.sarif").read_text())
+    doc["runs"][0]["properties"].update(edit)
+    (tmp_path / "edited.sarif").write_text(json.dumps(doc))
+    done = checker("gate", "edited.sarif", "--evidence-output", "e.jsonl", "--signing-key", str(key), cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "edited.sarif" in done.stderr, done.stderr
+    assert not (tmp_path / "e.jsonl").exists()
+
+
+def test_key_text_given_as_a_path_is_never_printed(repo: Path, key: Path) -> None:
+    secret = key.read_text()
+    for args in (["scan", ".", "--sarif-output", "../r.sarif", "--evidence-output", "../e.jsonl", "--signing-key",
+                  secret], ["evidence", "verify", "x.jsonl", "--key", secret]):
+        done = checker(*args, cwd=repo)
+        assert done.returncode == 2 and "looks like key text" in done.stderr, done.stderr
+        assert secret.splitlines()[1] not in done.stdout + done.stderr

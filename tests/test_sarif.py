@@ -195,7 +195,8 @@ def test_sarif_text_carries_no_raw_bidi_or_control_characters(hostile_sarif):
 @settings(max_examples=60, deadline=None)
 @given(text=st.text(min_size=1), path=st.text(min_size=1).filter(lambda s: not s.startswith("/")))
 def test_any_text_in_a_finding_gives_schema_valid_sarif(text, path):
-    ruleset = SimpleNamespace(name="t", version="1", digest="0" * 64, controls={}, layers=(), base_layer=None)
+    ruleset = SimpleNamespace(name="t", version="1", digest="0" * 64, controls={}, layers=(), base_layer=None,
+                              locked_fail_on=None)
     finding = Finding("ORG-X-001", Severity.HIGH, text, Location(path, 2, 2), resource=text, fingerprint="0" * 32,
                       suppression=Suppression("external", text, text, {"approvedBy": text}))
     result = ScanResult(root="/nonexistent", ruleset=ruleset, rules={"ORG-X-001": Rule("ORG-X-001", text, Severity.HIGH,

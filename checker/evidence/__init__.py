@@ -39,7 +39,13 @@ __all__ = ["PAYLOAD_TYPE", "PREDICATE_TYPE", "STATEMENT_TYPE", "VERIFIER_ID", "V
 
 def read_bounded(path: str | os.PathLike[str], limit: int, what: str) -> bytes:
     """At most `limit` + 1 bytes of a key or evidence file (the caller says what more than `limit`
-    means); a missing or unreadable file is a usage error (exit 2) naming it as `what`."""
+    means); a missing or unreadable file is a usage error (exit 2) naming it as `what`.
+
+    A "path" that is key text (`--signing-key "$CHECKER_SIGNING_KEY"`) is refused without repeating it."""
+    text = os.fsdecode(path)
+    if "-----BEGIN" in text or "\n" in text or len(text) > 4096:
+        raise ConfigError(f"the {what} given is not a file path (it looks like key text, which is never printed); "
+                          "give the file's path, or put the key's text in CHECKER_SIGNING_KEY")
     try:
         with open(path, "rb") as handle:
             return handle.read(limit + 1)

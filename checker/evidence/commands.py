@@ -64,15 +64,21 @@ def keygen_command(keyfile: Path) -> None:
                    "repeatable (e.g. during a key rotation).")
 @click.option("--sarif", type=click.Path(dir_okay=False, path_type=str),
               help="The SARIF file the decision must have been made on (compared by sha256 of its bytes).")
-@click.option("--commit", metavar="SHA", help="The commit the decision must be for (full, or at least 7 hex digits).")
+@click.option("--commit", metavar="SHA",
+              help="The commit the decision must be for: its full id; the scan must have been of the whole, clean tree.")
 @click.option("--subject", metavar="sha256:HEX", callback=_subject,
               help="An artifact the decision must name, e.g. the image about to be deployed.")
 @click.option("--ruleset", metavar="NAME[@sha256:HEX]",
               help="The ruleset (or --base layer) the decision must have been made under, optionally by digest.")
-@click.option("--require-pass", is_flag=True, help="Exit 1 when the evidence verifies but the gate did not pass.")
+@click.option("--environment", metavar="NAME",
+              help="The environment the decision must have been made for (as `--environment` of the scan).")
+@click.option("--require-pass", is_flag=True,
+              help="Exit 1 when the evidence verifies but the gate did not pass (or passed at a threshold laxer than "
+                   "the ruleset's locks.fail_on).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def verify_command(file: str, key_files: tuple[str, ...], sarif: str | None, commit: str | None,
-                   subject: str | None, ruleset: str | None, require_pass: bool, fmt: str) -> None:
+                   subject: str | None, ruleset: str | None, environment: str | None, require_pass: bool,
+                   fmt: str) -> None:
     """Verify evidence FILE offline: signatures, statements, and what you ask it to prove.
 
     Every envelope must be signed by one of the --key files; the gate decision and the SLSA VSA
@@ -91,7 +97,7 @@ def verify_command(file: str, key_files: tuple[str, ...], sarif: str | None, com
 
     trusted = keys.public_keys(key_files)
     report = verify.verify(file, trusted, sarif=sarif, commit=commit, subject=subject, ruleset=ruleset,
-                           require_pass=require_pass)
+                           require_pass=require_pass, environment=environment)
     if fmt == "json":
         click.echo(json.dumps(report.as_dict(), indent=2, sort_keys=True))
     else:

@@ -120,10 +120,11 @@ def check(envelope: Envelope, keys: Mapping[str, Ed25519PublicKey]) -> Signature
                 continue
             return SignatureCheck(keyid=keyid)
         if not first:
-            unknown.append(signature.keyid or "(no keyid)")
+            unknown.append(signature.keyid[:80] or "(no keyid)")  # the file's text: bounded
     if named_trusted:
         return SignatureCheck(problem="signature does not verify: the payload was altered or signed by another key")
-    return SignatureCheck(problem=f"signed by an unknown key {', '.join(unknown)}: not one of the --key files given")
+    shown = ", ".join(unknown[:3]) + (f" and {len(unknown) - 3} more" if len(unknown) > 3 else "")
+    return SignatureCheck(problem=f"signed by an unknown key {shown}: not one of the --key files given")
 
 
 def read(path: str | os.PathLike[str]) -> list[Envelope]:

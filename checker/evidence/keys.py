@@ -119,6 +119,9 @@ def private_key(pem: bytes | str, origin: str) -> Ed25519PrivateKey:
     if b"-----BEGIN PUBLIC KEY-----" in data and b"PRIVATE KEY-----" not in data:
         raise ConfigError(f"{origin}: is a public key; evidence is signed with the private key (KEYFILE), "
                           "and its KEYFILE.pub is what verifiers are given")
+    if data.count(b"-----BEGIN ") > 1:
+        raise ConfigError(f"{origin}: holds more than one PEM block; give exactly one private key (which one signs "
+                          "must never be a guess)")
     if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in data:
         raise ConfigError(f"{origin}: the private key is encrypted with a password; the signing key must be "
                           "unencrypted PKCS#8 PEM kept in a CI secret (" + hint + ")")

@@ -15,8 +15,11 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from checker.change import Change
 from checker.gate import Decision
 from checker.model import Finding, Problem, Severity
+
+UNKNOWN_SCOPE = {"paths": [], "wholeRepository": False, "files": 0, "rules": 0}  # a SARIF that records none
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,19 +35,20 @@ class Gated:
     finished: str
     prefix: str = ""  # what makes a scan-root path relative to the repository ("" when it already is)
     baseline_digest: str = ""  # a baseline applied at this decision (`checker gate --baseline`), hex
+    decided_from: str = "scan"  # "scan", or "sarif": `checker gate` re-decided on a SARIF file it did not write
 
 
 def predicate(gated: Gated, sarif_name: str, sarif_bytes: bytes, environment: str | None) -> dict[str, Any]:
     """The gate-decision predicate (v1) as plain JSON data."""
     props = gated.properties
-    ruleset = props.get("ruleset") or {}
-    versions = props.get("versions") or {}
+    ruleset, versions = props.get("ruleset") or {}, props.get("versions") or {}
     baseline = {"digest": f"sha256:{gated.baseline_digest}"} if gated.baseline_digest else props.get("baseline")
     return {
         "decision": gated.decision.verdict,
         "reason": gated.decision.reason,
         "threshold": gated.fail_on,
         "exitCode": gated.decision.exit_code,
+        "decidedFrom": gated.decided_from,
         "counts": _counts(gated.findings),
         "blocking": [{"rule": f.rule_id, "severity": f.severity.value, "file": gated.prefix + f.location.path,
                       "line": f.location.start_line, "fingerprint": f.fingerprint} for f in gated.decision.blocking],
@@ -54,15 +58,28 @@ def predicate(gated: Gated, sarif_name: str, sarif_bytes: bytes, environment: st
         "baseline": baseline or None,
         "ruleset": {"name": ruleset.get("name", ""), "version": ruleset.get("version", ""),
                     "digest": ruleset.get("digest", ""), "base": ruleset.get("base"),
-                    "layers": list(ruleset.get("layers", []))},
+                    "layers": list(ruleset.get("layers", [])), "lockedFailOn": ruleset.get("lockedFailOn")},
         "tools": {"checker": versions.get("checker", ""), "checkov": versions.get("checkov", "")},
         "startedOn": gated.started,
         "finishedOn": gated.finished,
         "decidedOn": now(),
         "environment": environment,
         "sarif": {"name": sarif_name, "digest": {"sha256": hashlib.sha256(sarif_bytes).hexdigest()}},
-        "change": _change(props.get("change") or {}),
+        "scope": {**UNKNOWN_SCOPE, **(props.get("scope") or {})},
+        "change": {**Change().as_dict(), **(props.get("change") or {})},
     }
+
+
+def check_shape(properties: Mapping[str, Any]) -> str:
+    """What is wrong with a SARIF run's record for sealing ('' when nothing): a SARIF edited by hand
+    or written by another tool must give a clear error, never a crash."""
+    for key, kind in (("ruleset", dict), ("versions", dict), ("change", dict), ("scope", dict), ("baseline", dict)):
+        if properties.get(key) is not None and not isinstance(properties[key], kind):
+            return f"run property {key!r} is not an object"
+    layers = (properties.get("ruleset") or {}).get("layers", [])
+    if not isinstance(layers, list) or not all(isinstance(layer, dict) for layer in layers):
+        return "run property ruleset.layers is not a list of objects"
+    return ""
 
 
 def now() -> str:
@@ -114,16 +131,3 @@ def _inline(findings: Sequence[Finding], prefix: str) -> list[dict[str, Any]]:
         out.append({"rule": f.rule_id, "file": prefix + f.location.path,
                     "line": int(match[1]) if match else f.location.start_line, "reason": f.suppression.justification})
     return sorted(out, key=lambda s: (s["file"], s["line"], s["rule"]))
-
-
-def _change(change: Mapping[str, Any]) -> dict[str, Any]:
-    """The change as recorded, every key present ("" recorded as null: unknown, not empty)."""
-    return {
-        "repository": change.get("repository") or None,
-        "commit": change.get("commit") or None,
-        "branch": change.get("branch") or None,
-        "dirty": bool(change.get("dirty", False)),
-        "tickets": list(change.get("tickets", [])),
-        "ticketRequired": bool(change.get("ticketRequired", False)),
-        "ci": change.get("ci") or None,
-    }

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from checker import settings
-from checker.errors import ScanError
+from checker.errors import ConfigError
 from checker.evidence import record
 from checker.output import write_atomic
 
@@ -35,22 +35,26 @@ class Sealer:
     environment: str | None
     key: Any  # an Ed25519PrivateKey, or None: unsigned
 
-    def seal_scan(self, result: ScanResult, sarif_path: str) -> None:
-        """Evidence of a scan's decision, bound to the SARIF the scan has just written."""
+    def seal_scan(self, result: ScanResult, sarif_path: str, sarif_bytes: bytes) -> None:
+        """Evidence of a scan's decision, bound to the exact bytes of the SARIF it has just written."""
         from checker.reporters import sarif
 
-        data = Path(sarif_path).read_bytes() if Path(sarif_path).is_file() else sarif.render(result).encode()
         gated = record.Gated(result.findings, result.problems, result.decision, result.fail_on,
                              sarif.run_properties(result), result.started, result.finished,
                              prefix=sarif.repo_prefix(result))
-        self._write(gated, sarif_path, data)
+        self._write(gated, sarif_path, sarif_bytes)
 
     def seal_gate(self, recorded: Recorded, findings: Sequence[Finding], decision: Decision, fail_on: str,
-                  baseline: str | None, sarif_path: str, data: bytes) -> None:
-        """Evidence of `checker gate`'s decision on a SARIF file (its exact bytes)."""
-        digest = hashlib.sha256(Path(baseline).read_bytes()).hexdigest() if baseline else ""
+                  baseline_bytes: bytes | None, sarif_path: str, data: bytes) -> None:
+        """Evidence of `checker gate`'s decision on a SARIF file (its exact bytes), marked as decided
+        from a SARIF: what it records about the scan is what that file claims."""
+        wrong = record.check_shape(recorded.properties)
+        if wrong:
+            raise ConfigError(f"{sarif_path}: {wrong}, so it is not a SARIF log as `checker scan` writes it; seal "
+                              "the SARIF `checker scan --sarif-output` wrote")
+        digest = hashlib.sha256(baseline_bytes).hexdigest() if baseline_bytes is not None else ""
         gated = record.Gated(findings, recorded.problems, decision, fail_on, recorded.properties,
-                             recorded.started, recorded.finished, baseline_digest=digest)
+                             recorded.started, recorded.finished, baseline_digest=digest, decided_from="sarif")
         self._write(gated, sarif_path, data)
 
     def _write(self, gated: record.Gated, sarif_path: str, data: bytes) -> None:
@@ -60,8 +64,8 @@ class Sealer:
         try:
             sealed = statements.seal(predicate, self.subjects, self.key)
         except ValueError as error:  # a SARIF edited by hand can record what no decision holds
-            raise ScanError(f"{sarif_path}: its record cannot be sealed as evidence ({error}); seal the SARIF "
-                            "`checker scan` wrote") from None
+            raise ConfigError(f"{sarif_path}: its record cannot be sealed as evidence ({error}); seal the SARIF "
+                              "`checker scan --sarif-output` wrote") from None
         write_atomic(self.path, sealed)
         if self.key is None:
             click.echo(f"checker: {self.path}: the evidence is unsigned (no --signing-key or CHECKER_SIGNING_KEY); "

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from checker.change import GIT_COMMIT
 from checker.errors import ConfigError
 from checker.evidence import PREDICATE_TYPE, STATEMENT_TYPE, VERIFIER_ID, VSA_TYPE
 
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
 
 SCHEMA = Path(__file__).with_name("gate-decision.schema.json")
 SHA256 = re.compile(r"[0-9a-f]{64}")
-GIT_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1 or SHA-256 object names
 SUBJECT_TEXT = re.compile(r"(?P<name>[^=\s][^=]*)=sha256:(?P<hex>[0-9a-f]{64})")
 
 
@@ -108,7 +108,7 @@ def statement_subjects(predicate: Mapping[str, Any], extra: Sequence[Subject]) -
     """The commit (clean tree only), the SARIF, then `extra`, duplicates dropped; ValueError on a bad digest."""
     change = predicate.get("change") or {}
     found: list[Subject] = []
-    if change.get("commit") and not change.get("dirty"):
+    if vouches_for_commit(predicate):
         found.append(Subject(change.get("repository") or "git", {"gitCommit": change["commit"]}))
     sarif = predicate["sarif"]
     found.append(Subject(sarif["name"], {"sha256": sarif["digest"]["sha256"]}))
@@ -165,12 +165,20 @@ def vsa_predicate(predicate: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def vouches_for_commit(predicate: Mapping[str, Any]) -> bool:
+    """Whether the decision is evidence for its commit: a clean tree, scanned whole. A scan of
+    uncommitted changes, or of one folder or a few files, judged something other than the commit."""
+    change = predicate.get("change") or {}
+    return bool(change.get("commit")) and not change.get("dirty") and bool(
+        (predicate.get("scope") or {}).get("wholeRepository"))
+
+
 def resource_uri(predicate: Mapping[str, Any]) -> str:
     """What the VSA says was verified: the environment, else the clean commit, else the SARIF's name."""
     if predicate.get("environment"):
         return str(predicate["environment"])
     change = predicate.get("change") or {}
-    if change.get("commit") and not change.get("dirty"):
+    if vouches_for_commit(predicate):
         repository = change.get("repository")
         if repository:
             prefix = "" if repository.startswith("git+") else "git+"

@@ -9,9 +9,11 @@ be read from a payload nobody vouches for):
 4. their content: the same subjects in both; the predicate valid under its schema; the VSA agreeing
    with the predicate (result, policy digest, SARIF digest); the subjects naming the predicate's
    SARIF and (clean tree only) commit;
-5. what the caller asked: --sarif (sha256 of the file's bytes), --commit (full or a prefix of at
-   least 7 hex digits; a dirty tree is refused), --subject (a subject has that sha256), --ruleset
-   (the decision's ruleset, or its --base layer, by name and, when given, digest).
+5. what the caller asked: --sarif (sha256 of the file's bytes), --commit (the full id: a prefix
+   could be made to collide; a dirty tree, or a scan of less than the whole repository, is
+   refused), --subject (a subject has that sha256), --environment (the one recorded), --ruleset
+   (see `_Asked._ruleset`: a name alone must be one the judged repository cannot choose);
+6. with --require-pass: the gate PASSED at a threshold no laxer than the ruleset's locks.fail_on.
 
 Exit codes (DESIGN.md): 0 verified; 1 verified but, with --require-pass, the recorded gate did not
 pass; 3 anything that does not verify. Bad arguments (a --commit that is not hex, a missing file)
@@ -27,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from checker.change import GIT_COMMIT
 from checker.errors import ConfigError
 from checker.evidence import PREDICATE_TYPE, STATEMENT_TYPE, VSA_TYPE
 from checker.output import printable
@@ -35,8 +38,7 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 VERIFIED, GATE_NOT_PASSED, NOT_VERIFIED = 0, 1, 3
-COMMIT = re.compile(r"[0-9a-fA-F]{7,64}")
-SUBJECT = re.compile(r"sha256:([0-9a-fA-F]{64})")
+THRESHOLDS = ("never", "critical", "high", "medium", "low", "info")  # laxest first
 RULESET = re.compile(r"(?P<name>.+?)(?:@sha256:(?P<hex>[0-9a-fA-F]{64}))?")
 
 
@@ -89,11 +91,14 @@ class _Statement:
 
 
 def verify(path: str, keys: Mapping[str, Ed25519PublicKey], sarif: str | None = None, commit: str | None = None,
-           subject: str | None = None, ruleset: str | None = None, require_pass: bool = False) -> Report:
-    """Verify the evidence file `path` under the trusted `keys` (keyid -> key) and what is asked; see the module."""
+           subject: str | None = None, ruleset: str | None = None, require_pass: bool = False,
+           environment: str | None = None) -> Report:
+    """Verify the evidence file `path` under the trusted `keys` (keyid -> key) and what is asked; see the module.
+
+    `subject` is `sha256:HEX`, already checked for form by the command line."""
     from checker.evidence import dsse
 
-    asked = _Asked.parse(keys, sarif, commit, subject, ruleset)
+    asked = _Asked.parse(keys, sarif, commit, subject, ruleset, environment)
     checks: list[Check] = []
 
     def stop() -> Report:
@@ -120,14 +125,19 @@ def verify(path: str, keys: Mapping[str, Ed25519PublicKey], sarif: str | None = 
     if not _content(gate, vsa, checks):
         return stop()
     predicate = gate.predicate
-    subjects = tuple(s for s in gate.subjects)
+    subjects = tuple(gate.subjects)
     asked.check(predicate, subjects, checks)
     keyids = tuple(dict.fromkeys(signed_by))
     if not all(c.ok for c in checks):
         return Report(path, tuple(checks), NOT_VERIFIED, str(predicate["decision"]), keyids, subjects)
     decision = str(predicate["decision"])
     reason = printable(str(predicate["reason"]))
-    if decision == "PASSED":
+    locked, threshold = predicate["ruleset"].get("lockedFailOn"), str(predicate["threshold"])
+    laxer = bool(locked) and threshold in THRESHOLDS and THRESHOLDS.index(threshold) < THRESHOLDS.index(locked)
+    if decision == "PASSED" and laxer:
+        reason = (f"at fail_on {threshold}, laxer than the ruleset's locked fail_on {locked}, so it is no pass under "
+                  "the ruleset")
+    elif decision == "PASSED":
         checks.append(Check(True, f"the recorded gate PASSED: {reason}"))
         return Report(path, tuple(checks), VERIFIED, decision, keyids, subjects)
     checks.append(Check(not require_pass, f"the recorded gate {decision}: {reason}"))
@@ -214,9 +224,8 @@ def _content(gate: _Statement, vsa: _Statement, checks: list[Check]) -> bool:
         if (wanted.name, dict(wanted.digest)) not in descriptors:
             checks.append(Check(False, f"the subjects do not name the decision's {printable(wanted.name)} "
                                        f"({', '.join(f'{k}:{v}' for k, v in wanted.digest.items())})"))
-    recorded = predicate["change"]
-    clean_commit = recorded["commit"] if recorded["commit"] and not recorded["dirty"] else None
-    for name, digest in descriptors:
+    clean_commit = predicate["change"]["commit"] if statements.vouches_for_commit(predicate) else None
+    for _, digest in descriptors:
         if "gitCommit" in digest and digest["gitCommit"] != clean_commit:
             checks.append(Check(False, f"a subject names commit {printable(str(digest['gitCommit']))}, which the gate "
                                        "decision does not vouch for"))
@@ -237,23 +246,22 @@ class _Asked:
     subject: str
     ruleset_name: str
     ruleset_digest: str
+    environment: str | None
 
     @classmethod
     def parse(cls, keys: Mapping[str, Any], sarif: str | None, commit: str | None, subject: str | None,
-              ruleset: str | None) -> _Asked:
+              ruleset: str | None, environment: str | None) -> _Asked:
         if not keys:
             raise ConfigError("give at least one --key PUB: evidence verifies only under a key you trust")
-        if commit is not None and not COMMIT.fullmatch(commit):
-            raise ConfigError(f"--commit {commit!r}: give a commit id, full or at least its first 7 hex digits")
-        match = SUBJECT.fullmatch(subject) if subject is not None else None
-        if subject is not None and not match:
-            raise ConfigError(f"--subject {subject!r}: write sha256:<64 hex digits>, the digest of the artifact")
+        if commit is not None and not GIT_COMMIT.fullmatch(commit.lower()):
+            raise ConfigError(f"--commit {commit!r}: give the full commit id (40 or 64 hex digits), as "
+                              "`git rev-parse HEAD`, $GITHUB_SHA or $CI_COMMIT_SHA print it")
         parsed = RULESET.fullmatch(ruleset) if ruleset is not None else None
         if ruleset is not None and (not parsed or not ruleset.strip() or ("@" in parsed["name"] and not parsed["hex"])):
-            raise ConfigError(f"--ruleset {ruleset!r}: write NAME or NAME@sha256:<64 hex digits>")
+            raise ConfigError(f"--ruleset {ruleset!r}: write NAME, NAME@sha256:<64 hex digits> or FILE@sha256:<...>")
         return cls(sarif, _sha256_file(sarif) if sarif is not None else "", (commit or "").lower(),
-                   match[1].lower() if match else "", parsed["name"] if parsed else "",
-                   (parsed["hex"] or "").lower() if parsed else "")
+                   (subject or "").removeprefix("sha256:").lower(), parsed["name"] if parsed else "",
+                   (parsed["hex"] or "").lower() if parsed else "", environment)
 
     def check(self, predicate: Mapping[str, Any], subjects: tuple[Mapping[str, Any], ...],
               checks: list[Check]) -> None:
@@ -268,7 +276,7 @@ class _Asked:
                 checks.append(Check(False, f"the SARIF {name} (sha256:{self.sarif_digest}) is not the one the gate "
                                            f"decided on (sha256:{recorded}): it was altered, or is another scan's"))
         if self.commit:
-            checks.append(self._commit(predicate["change"], digests))
+            checks.append(self._commit(predicate["change"], predicate["scope"], digests))
         if self.subject:
             named = [s for s in subjects if s.get("digest", {}).get("sha256") == self.subject]
             if named:
@@ -277,31 +285,47 @@ class _Asked:
             else:
                 checks.append(Check(False, f"no subject has sha256:{self.subject}: the decision is not about that "
                                            "artifact"))
+        if self.environment is not None:
+            recorded_env = predicate.get("environment")
+            checks.append(Check(recorded_env == self.environment,
+                                f"the decision was for environment {printable(str(recorded_env))}"
+                                + ("" if recorded_env == self.environment else f", not {printable(self.environment)}")))
         if self.ruleset_name:
             checks.append(self._ruleset(predicate["ruleset"]))
 
-    def _commit(self, change: Mapping[str, Any], digests: list[Mapping[str, Any]]) -> Check:
+    def _commit(self, change: Mapping[str, Any], scope: Mapping[str, Any], digests: list[Mapping[str, Any]]) -> Check:
         recorded = change.get("commit") or ""
         if change.get("dirty"):
             return Check(False, f"scanned a working tree with uncommitted changes on top of {recorded or 'no commit'}: "
                                 "not evidence for the commit")
+        if not scope.get("wholeRepository"):
+            paths = ", ".join(printable(str(p)) for p in scope.get("paths", [])[:5]) or "nothing recorded"
+            return Check(False, f"the scan covered {paths}, not the whole repository: not evidence for the commit")
         commits = [d["gitCommit"] for d in digests if "gitCommit" in d]
         if not commits:
             return Check(False, "the evidence names no commit (the scan was not of a git checkout)")
-        if any(c.startswith(self.commit) for c in commits):
-            return Check(True, f"the decision is for commit {commits[0]}")
+        if self.commit in commits:
+            return Check(True, f"the decision is for commit {self.commit}")
         return Check(False, f"the decision is for commit {printable(commits[0])}, not {self.commit}")
 
     def _ruleset(self, recorded: Mapping[str, Any]) -> Check:
+        """NAME alone matches what the judged repository cannot name itself: the --base layer, or a
+        ruleset that is bundled as a whole. With a digest, the ruleset or the base must have it (and
+        the name, unless a file was named: a --base FILE is recorded by its own metadata name)."""
         asked = self.ruleset_name + (f"@sha256:{self.ruleset_digest}" if self.ruleset_digest else "")
-        candidates = [("ruleset", recorded["name"], recorded["digest"])]
-        if recorded.get("base"):
-            candidates.append(("base layer", recorded["base"]["name"], recorded["base"]["digest"]))
+        is_file = "/" in self.ruleset_name or self.ruleset_name.endswith((".yaml", ".yml"))
+        base, layers = recorded.get("base"), recorded.get("layers") or []
+        candidates = [("base layer", base["name"], base["digest"])] if base else []
+        if self.ruleset_digest or (layers and layers[-1].get("file") == f"bundled:{recorded['name']}"):
+            candidates.append(("ruleset", recorded["name"], recorded["digest"]))
         for role, name, digest in candidates:
-            if name == self.ruleset_name and (not self.ruleset_digest or digest == f"sha256:{self.ruleset_digest}"):
+            named = is_file and bool(self.ruleset_digest) or name == self.ruleset_name
+            if named and (not self.ruleset_digest or digest == f"sha256:{self.ruleset_digest}"):
                 return Check(True, f"the decision's {role} is {printable(name)} ({digest})")
-        said = " with base ".join(f"{printable(name)} ({digest})" for _, name, digest in candidates)
-        return Check(False, f"the decision was made under {said}, not {printable(asked)}")
+        said = f"{printable(recorded['name'])} ({recorded['digest']})" + (
+            f" on the base {printable(base['name'])} ({base['digest']})" if base else " without a --base")
+        return Check(False, f"the decision was made under {said}, not {printable(asked)}; a name alone matches only "
+                            "the --base or a bundled ruleset")
 
 
 def _sha256_file(path: str) -> str:

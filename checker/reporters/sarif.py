@@ -88,7 +88,8 @@ def build(result: ScanResult, alerts_only: bool = False) -> om.SarifLog:
 def run_properties(result: ScanResult) -> dict[str, Any]:
     """What the scan was and decided: the ruleset (every layer named `bundled:NAME` or relative to
     the repository, never by a path of this machine), versions, the gate, the change (commit
-    always, with or without a remote) and the baseline. `checker gate` and the evidence read it back.
+    always, with or without a remote), what was scanned (scope) and the baseline. `checker gate` and
+    the evidence read it back.
     """
     ruleset = result.ruleset
     decision = result.decision
@@ -99,10 +100,13 @@ def run_properties(result: ScanResult) -> dict[str, Any]:
             if ruleset.base_layer else None,
             "layers": [{"name": layer.name, "file": layer.path, "digest": f"sha256:{layer.digest}"}
                        for layer in ruleset.layers],
+            "lockedFailOn": ruleset.locked_fail_on,
         },
         "versions": dict(result.versions),
         "gate": {"failOn": result.fail_on, "verdict": decision.verdict, "reason": decision.reason},
         "change": result.change.as_dict(),
+        "scope": {"paths": list(result.scope), "wholeRepository": bool(result.change.toplevel)
+                  and result.scope == (".",), "files": len(result.targets), "rules": len(result.rules)},
     }
     if result.baseline_digest:
         props["baseline"] = {"digest": f"sha256:{result.baseline_digest}"}

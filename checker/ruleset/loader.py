@@ -118,6 +118,12 @@ class Ruleset:
         """The top layer's file as errors name it."""
         return self.layers[-1].display or self.layers[-1].path
 
+    @property
+    def locked_fail_on(self) -> str | None:
+        """The strictest `locks.fail_on` of the chain: a run with a laxer --fail-on is no pass under it."""
+        found = [lock.fail_on for lock in self.locks if lock.fail_on]
+        return max(found, key=_rank) if found else None
+
     def as_dict(self) -> dict[str, Any]:
         """The resolved settings as plain data (what the digest covers)."""
         return {
