@@ -12,7 +12,9 @@ from checker import gate, scan, settings
 from checker.errors import CheckerError
 from checker.evidence import sealing as evidence
 from checker.evidence.commands import evidence_group
+from checker.ledger.commands import ledger_group
 from checker.output import printable, write_atomic
+from checker.report.commands import report_group
 from checker.reporters import Format, renderer
 
 FAIL_ON = click.Choice(gate.FAIL_ON_CHOICES)
@@ -388,3 +390,5 @@ def init_command(path: Path | None, force: bool) -> None:
 
 
 main.add_command(evidence_group)
+main.add_command(report_group)
+main.add_command(ledger_group)

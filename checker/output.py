@@ -13,11 +13,14 @@ target and renames it over the target only once it is complete and on disk.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
 import stat
+import sys
 from pathlib import Path
+from typing import Any, NoReturn
 
 from checker.errors import ScanError
 
@@ -96,3 +99,11 @@ def _create_beside(target: Path) -> tuple[int, Path]:
     """
     temporary = target.with_name(f".{target.name[:200]}.{secrets.token_hex(8)}.tmp")
     return os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), temporary
+
+
+def print_verdict(report: Any, fmt: str) -> NoReturn:
+    """A verification's report (`as_dict()`, `lines()`, `exit_code`: `evidence verify`, `ledger verify`)
+    on standard output as JSON or as its lines, then its exit code."""
+    text = json.dumps(report.as_dict(), indent=2, sort_keys=True) if fmt == "json" else "\n".join(report.lines())
+    sys.stdout.write(text + "\n")
+    sys.exit(report.exit_code)

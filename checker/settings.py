@@ -62,11 +62,10 @@ def _secret_pem(name: str, text: str) -> str | None:
     return text
 
 
-def _ledger(name: str, text: str) -> str:
-    """A ledger URL or SQLite path, checked when opened; never repeated here (a URL may hold a password)."""
-    if not text.strip():
-        raise ConfigError(f"{name} is set but empty: give a SQLite file or a postgresql:// URL, or unset it")
-    return text
+def _ledger(name: str, text: str) -> str | None:
+    """A ledger URL or SQLite path, checked when opened (a URL may hold a password: never repeated here).
+    Empty is unset, as GitHub passes a secret the run may not see."""
+    return text if text.strip() else None
 
 
 _SECONDS = _whole("seconds", 1, 7 * 24 * 3600)  # at most a week

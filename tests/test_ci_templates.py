@@ -200,7 +200,7 @@ def test_github_gate_writes_signed_evidence_and_the_deploy_verifies_it_first() -
     holders = {where for where, text in _strings(wf) if "CHECKER_SIGNING_KEY" in text}
     assert holders == {".on.workflow_call.secrets.CHECKER_SIGNING_KEY",  # the reusable workflow's input
                        f".jobs.compliance-gate.steps[{scan_at}].env.CHECKER_SIGNING_KEY"}, holders
-    assert set(wf["on"]["workflow_call"]["secrets"]) == {"CHECKER_SIGNING_KEY"}
+    assert set(wf["on"]["workflow_call"]["secrets"]) == {"CHECKER_SIGNING_KEY", "CHECKER_LEDGER"}
     assert "--signing-key" not in GITHUB.read_text()
     assert not re.search(r"^\s*(echo|printf|cat)\b.*SIGNING", scan["run"], re.MULTILINE)
     # kept with the SARIF, under the name the deploy asks for
@@ -260,6 +260,7 @@ GITHUB_EXPRESSIONS = {  # what GitHub substitutes in each env: value, for a push
     "${{ inputs.base || 'org-gate' }}": "org-gate",
     "${{ inputs.checker-spec || 'checker==0.1.0' }}": "checker==0.1.0",
     "${{ github.event_name == 'push' && github.ref == 'refs/heads/main' && 'production' || '' }}": "production",
+    "${{ secrets.CHECKER_LEDGER }}": "",  # an organisation without a ledger yet (a test sets one where it matters)
 }
 UNPINNED_WORKFLOW = """on: push
 permissions: {contents: read}
@@ -397,9 +398,13 @@ def test_github_template_commands_sign_verify_and_gate_the_deploy(tmp_path: Path
 
     # the deploy, trusting the old and the new key (a rotation): verified, then deployed
     trusted = {"vars.GATE_EVIDENCE_PUBLIC_KEY": pipe.old_public + pipe.public}
-    ran = _github_run(pipe, deploy, trusted, pipe.commit)
-    assert [(n, c) for n, c, _ in ran] == [("Verify the gate's evidence", 0), ("Deploy", 0)], ran
+    ledger = pipe.root / "ledger.sqlite"
+    ran = _github_run(pipe, deploy, {**trusted, "secrets.CHECKER_LEDGER": str(ledger)}, pipe.commit)
+    assert [(n, c) for n, c, _ in ran] == [("Verify the gate's evidence", 0), ("Record the change in the ledger", 0),
+                                           ("Deploy", 0)], ran
     assert pipe.deployed()
+    recorded = pipe.bash(f"checker ledger verify --ledger {ledger} --format json", {})
+    assert recorded.returncode == 0 and json.loads(recorded.stdout)["entries"] == 1, recorded.stdout
     (pipe.repo / "deployed.txt").unlink()
     # another key only, or another commit: the evidence does not verify (3), nothing deploys
     for variables, commit in (({"vars.GATE_EVIDENCE_PUBLIC_KEY": pipe.old_public}, pipe.commit),

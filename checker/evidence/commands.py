@@ -5,14 +5,12 @@ imported inside the commands, so `checker scan` pays nothing for them.
 """
 from __future__ import annotations
 
-import json
 import re
-import sys
 from pathlib import Path
 
 import click
 
-from checker.output import printable
+from checker.output import print_verdict, printable
 
 SUBJECT_DIGEST = re.compile(r"sha256:[0-9a-fA-F]{64}")
 
@@ -98,9 +96,4 @@ def verify_command(file: str, key_files: tuple[str, ...], sarif: str | None, com
     trusted = keys.public_keys(key_files)
     report = verify.verify(file, trusted, sarif=sarif, commit=commit, subject=subject, ruleset=ruleset,
                            require_pass=require_pass, environment=environment)
-    if fmt == "json":
-        click.echo(json.dumps(report.as_dict(), indent=2, sort_keys=True))
-    else:
-        for line in report.lines():
-            click.echo(line)
-    sys.exit(report.exit_code)
+    print_verdict(report, fmt)

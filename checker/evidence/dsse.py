@@ -129,14 +129,18 @@ def check(envelope: Envelope, keys: Mapping[str, Ed25519PublicKey]) -> Signature
 
 def read(path: str | os.PathLike[str]) -> list[Envelope]:
     """Every envelope of the JSON Lines evidence file `path`, in order; see the module docstring for errors."""
-    data = _read_bounded(path)
+    return parse(_read_bounded(path), path)
+
+
+def parse(data: bytes, name: str | os.PathLike[str]) -> list[Envelope]:
+    """Every envelope of evidence bytes (a file's, or a ledger entry's), in order; errors name `name` and the line."""
     envelopes: list[Envelope] = []
     for number, raw in enumerate(data.split(b"\n"), start=1):
         if not raw.strip():
             continue
-        envelopes.append(_envelope(path, number, raw))
+        envelopes.append(_envelope(name, number, raw))
     if not envelopes:
-        raise EvidenceError(f"{path}: empty: no DSSE envelope in it (was the evidence written?)")
+        raise EvidenceError(f"{name}: empty: no DSSE envelope in it (was the evidence written?)")
     return envelopes
 
 

@@ -119,10 +119,8 @@ def verify(path: str, keys: Mapping[str, Ed25519PublicKey], sarif: str | None = 
             checks.append(Check(False, f"line {envelope.line}: {printable(result.problem)}"))
     if not all(c.ok for c in checks):
         return stop()
-    gate, vsa = _statements(envelopes, checks)
-    if gate is None or vsa is None:
-        return stop()
-    if not _content(gate, vsa, checks):
+    gate = check_statements(envelopes, checks)
+    if gate is None:
         return stop()
     predicate = gate.predicate
     subjects = tuple(gate.subjects)
@@ -142,6 +140,15 @@ def verify(path: str, keys: Mapping[str, Ed25519PublicKey], sarif: str | None = 
         return Report(path, tuple(checks), VERIFIED, decision, keyids, subjects)
     checks.append(Check(not require_pass, f"the recorded gate {decision}: {reason}"))
     return Report(path, tuple(checks), GATE_NOT_PASSED if require_pass else VERIFIED, decision, keyids, subjects)
+
+
+def check_statements(envelopes: list[Any], checks: list[Check]) -> _Statement | None:
+    """The gate-decision statement when the envelopes hold exactly one gate decision and one SLSA VSA
+    that agree (stages 3 and 4; `checker ledger` applies them too); None, the reasons in `checks`."""
+    gate, vsa = _statements(envelopes, checks)
+    if gate is None or vsa is None or not _content(gate, vsa, checks):
+        return None
+    return gate
 
 
 def _statements(envelopes: list[Any], checks: list[Check]) -> tuple[_Statement | None, _Statement | None]:
