@@ -62,10 +62,11 @@ import functools
 import gc
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,7 +78,7 @@ from checker.errors import ConfigError
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    from checker.ledger.row import Row
+    from checker.ledger.row import Row, Store
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 DECISIONS = ("PASSED", "FAILED", "INCOMPLETE")
@@ -326,44 +327,112 @@ def build(rows: Iterable[Row], when: Period, *, environment: str | None = None, 
     """The report over `rows` (ledger entries, any order) recorded in `when`, for `environment` and `repository`
     when given. `approved`: NAME@sha256:HEX entries (parse_approved), None: no list, nothing checked.
     `keys`: keyid -> public key to verify every row's evidence again; None or empty: trust the recorded verdict."""
-    approved_set = frozenset(approved) if approved is not None else None
-    wanted_repository = _repository_key(repository) if repository else None
-    since, until = when.since, when.until
-    controls = _ControlIndex()
-    changes: list[Change] = []
-    exceptions: list[ChangeException] = []
+    wanted = _Wanted(when, environment, repository, frozenset(approved) if approved is not None else None, keys)
+    return _assemble(wanted, [_collect(rows, wanted)])
+
+
+PARALLEL_FROM = 20_000  # entries from which the report reads and reads into changes on every core
+
+
+def build_spread(reopen: Callable[[], Store], when: Period, *, environment: str | None = None,
+                 repository: str | None = None, approved: Sequence[str] | None = None,
+                 keys: Mapping[str, Ed25519PublicKey] | None = None) -> ChangeReport:
+    """`build` over the ledger `reopen()` opens: a large one is read in one process per core, each on
+    its own run of seqs (reading a row and making its change is most of a report's time)."""
+    wanted = _Wanted(when, environment, repository, frozenset(approved) if approved is not None else None, keys)
+    store = reopen()
+    try:
+        count, low, high = store.span()
+        cores = min(os.cpu_count() or 1, 8)
+        if cores < 2 or count < PARALLEL_FROM:
+            return _assemble(wanted, [_collect(store.rows(when.since, when.until, evidence=bool(keys)), wanted)])
+    finally:
+        store.close()
+    step = -(-(high - low + 1) // cores)
+    runs = [(first, min(first + step - 1, high)) for first in range(low, high + 1, step)]
+    global _JOB
+    _JOB = (reopen, wanted)
+    try:
+        with multiprocessing.get_context("fork").Pool(len(runs)) as pool:
+            return _assemble(wanted, pool.map(_collect_run, runs))
+    finally:
+        _JOB = None
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """What a report is over: the period, the filters, the approved list and the keys."""
+
+    when: Period
+    environment: str | None
+    repository: str | None
+    approved: frozenset[str] | None
+    keys: Mapping[str, Ed25519PublicKey] | None
+
+
+Collected = list[tuple["Change", list["ChangeException"], "Layers"]]
+_JOB: tuple[Callable[[], Store], _Wanted] | None = None  # for forked workers
+
+
+def _collect_run(run: tuple[int, int]) -> Collected:
+    """A worker: open the ledger again and make the changes of its run of seqs."""
+    assert _JOB is not None
+    reopen, wanted = _JOB
+    store = reopen()
+    try:
+        rows = store.rows(wanted.when.since, wanted.when.until, seqs=run, evidence=bool(wanted.keys))
+        return _collect(rows, wanted)
+    finally:
+        store.close()
+
+
+def _collect(rows: Iterable[Row], wanted: _Wanted) -> Collected:
+    """Each wanted row's change, exceptions and ruleset layers."""
+    since, until, when = wanted.when.since, wanted.when.until, wanted.when
+    repository = _repository_key(wanted.repository) if wanted.repository else None
+    out: Collected = []
     collecting = gc.isenabled()
     gc.disable()  # ~10 objects a row and no cycles: the collector's repeated passes cost more than the report
     try:
-        with _Verifier(keys) as verifier:
+        with _Verifier(wanted.keys) as verifier:
             for row in rows:
                 recorded = _comparable(row.appended_at)
                 if (since is not None and recorded < since) or recorded >= until:
                     continue
-                if environment is not None and row.environment != environment:
+                if wanted.environment is not None and row.environment != wanted.environment:
                     continue
-                if wanted_repository is not None and _repository_key(row.repository) != wanted_repository:
+                if repository is not None and _repository_key(row.repository) != repository:
                     continue
-                change, found, layers = _change(row, when.as_of, approved_set, verifier)
-                changes.append(change)
-                exceptions.extend(found)
-                controls.add(change, layers)
+                out.append(_change(row, when.as_of, wanted.approved, verifier))
     finally:
         if collecting:
             gc.enable()
+    return out
+
+
+def _assemble(wanted: _Wanted, parts: Iterable[Collected]) -> ChangeReport:
+    """The report from every part's changes: sorted, counted, exceptions first, controls tallied."""
+    controls = _ControlIndex()
+    changes: list[Change] = []
+    exceptions: list[ChangeException] = []
+    for part in parts:
+        for change, found, layers in part:
+            changes.append(change)
+            exceptions.extend(found)
+            controls.add(change, layers)
     changes.sort(key=lambda c: c.seq)
     exceptions.sort(key=lambda e: (_RANK[e.kind], e.seq))
     decisions = [c.decision for c in changes]
     summary = Summary(len(changes), decisions.count("PASSED"), decisions.count("FAILED"),
                       decisions.count("INCOMPLETE"), len(exceptions), len({e.seq for e in exceptions}))
     notes = []
-    if not keys:
+    if not wanted.keys:
         notes.append("signatures as recorded when each entry was appended (no --key given): "
                      "`checker ledger verify` is what vouches that no row was edited since")
-    if approved is None:
+    if wanted.approved is None:
         notes.append("no --approved-ruleset given: rulesets were not checked against an approved list")
-    return ChangeReport(when, environment, repository, tuple(sorted(approved_set or ())),
-                        tuple(sorted(keys or ())), summary, tuple(exceptions), tuple(changes),
+    return ChangeReport(wanted.when, wanted.environment, wanted.repository, tuple(sorted(wanted.approved or ())),
+                        tuple(sorted(wanted.keys or ())), summary, tuple(exceptions), tuple(changes),
                         controls.frameworks(), controls.unresolved(), tuple(notes))
 
 
