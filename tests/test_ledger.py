@@ -255,12 +255,16 @@ def test_verify_with_keys_warns_about_entries_flagged_at_append_and_fails_on_oth
     assert clean.output.startswith("warn entry 1 (")
     assert "recorded as not verified when appended: line 1: unsigned" in clean.output
     assert "(1 recorded as not verified when appended)" in clean.output
-    # appended without --key (not checked): the first check is now, and it fails
+    # appended without --key (never checked): known too, a warning (the report lists it as an exception)
     assert append(cli, ledger, evidence(tmp_path, "unchecked.jsonl", None)).exit_code == 0
+    known = verify(cli, ledger, "--key", str(key[1]))
+    assert known.exit_code == 0 and "recorded as never checked (appended without --key) when appended" in known.output
+    # recorded as verified (under another key) but not under the keys trusted now: that breaks it
+    other = keypair(tmp_path, "other.key")
+    assert append(cli, ledger, evidence(tmp_path, "other.jsonl", other[0]), key=other[1]).exit_code == 0
     failed = verify(cli, ledger, "--key", str(key[1]))
     assert failed.exit_code == 3
-    assert "FAIL entry 2 (" in failed.output and "does not verify under the keys given: line 1: unsigned" in (
-        failed.output)
+    assert "FAIL entry 3 (" in failed.output and "does not verify under the keys given" in failed.output
     assert verify(cli, ledger).exit_code == 0  # without keys, the chain alone: intact
 
 
@@ -417,7 +421,7 @@ def test_a_checkpoint_still_holds_after_more_appends(tmp_path, cli, ledger, key)
 def test_a_rewrite_of_the_whole_table_is_detected_by_the_checkpoint(tmp_path, cli, ledger, key):
     three(cli, tmp_path, ledger, key)
     saved = _checkpoint(cli, tmp_path, ledger, key)
-    forge_chain(ledger, lambda r: replace(r, appended_at=r.appended_at.replace(r.appended_at[:4], "2027")))
+    forge_chain(ledger, lambda r: replace(r, appended_at=r.appended_at.replace(r.appended_at[:4], "2025")))
     assert verify(cli, ledger, "--key", str(key[1])).exit_code == 0  # a consistent forgery: the chain alone passes
     result = verify(cli, ledger, "--key", str(key[1]), "--checkpoint", str(saved), "--format", "json")
     assert result.exit_code == 3
@@ -749,3 +753,53 @@ def test_verify_across_cores_finds_what_one_process_finds(tmp_path, cli, ledger,
     assert spread == alone and spread.entries == 30
     assert [p.seq for p in spread.problems] == ([] if edited is None else [edited] + ([edited + 1] if edited < 30
                                                                                     else []))
+
+
+def test_an_entry_stamped_in_the_future_breaks_verify_and_stops_appends(tmp_path, cli, ledger, key):
+    """One entry stamped years ahead would drag every later entry's time with it, out of every dated report."""
+    assert append(cli, ledger, evidence(tmp_path, "a.jsonl", key[0])).exit_code == 0
+    forge_chain(ledger, lambda r: replace(r, appended_at="2099-01-01T00:00:00.000000Z"))
+    first = _first_break(cli, ledger)
+    assert first["seq"] == 1 and "in the future" in first["problem"], first
+    refused = append(cli, ledger, evidence(tmp_path, "b.jsonl", key[0]))
+    assert refused.exit_code == 3 and "in the future" in refused.output and len(rows(ledger)) == 1
+
+
+@pytest.mark.parametrize("url", ["postgresql://ci:Xy/Secret9@127.0.0.1:1/audit",
+                                 "postgresql://ci:Xy@Secret9@127.0.0.1:1/audit"])
+def test_a_password_that_would_split_the_url_is_refused_unrepeated(cli, url):
+    result = cli("ledger", "verify", "--ledger", url)
+    assert result.exit_code == 2 and "percent-encode" in result.output, result.output
+    assert "Secret9" not in result.output and "Xy" not in result.output
+
+
+@pytest.mark.parametrize("size", ["\u00b2", "9" * 5000, "0", "-1"])
+def test_a_checkpoint_whose_size_is_not_a_number_is_refused_cleanly(tmp_path, cli, ledger, key, size):
+    assert append(cli, ledger, evidence(tmp_path, "a.jsonl", key[0])).exit_code == 0
+    bad = tmp_path / "cp.txt"
+    bad.write_text(f"origin\n{size}\nAAAA\n\n\u2014 a b\n", encoding="utf-8")
+    result = verify(cli, ledger, "--key", str(key[1]), "--checkpoint", str(bad))
+    assert result.exit_code in (2, 3) and "Traceback" not in result.output and "not a checkpoint" in result.output
+
+
+def test_a_seq_that_is_not_a_number_is_named_not_a_crash(tmp_path, cli, ledger, key):
+    assert append(cli, ledger, evidence(tmp_path, "a.jsonl", key[0]), evidence(tmp_path, "b.jsonl", key[0])).exit_code == 0
+    conn = sqlite3.connect(ledger)
+    conn.executescript("DROP TRIGGER IF EXISTS entries_append_only_update; DROP TRIGGER IF EXISTS "
+                       "entries_append_only_delete; ALTER TABLE entries RENAME TO old; CREATE TABLE entries AS "
+                       "SELECT * FROM old; DROP TABLE old; UPDATE entries SET seq = 'two' WHERE seq = 2;")
+    conn.close()
+    result = verify(cli, ledger)
+    assert result.exit_code in (2, 3) and "Traceback" not in result.output, result.output
+
+
+def test_a_view_standing_in_for_the_entries_table_is_not_a_ledger(tmp_path, cli, ledger, key):
+    """An insider hides an entry behind a view named `entries` (and `sqliteX...` is no SQLite table)."""
+    files = [evidence(tmp_path, f"{n}.jsonl", key[0]) for n in range(3)]
+    assert append(cli, ledger, *files).exit_code == 0
+    conn = sqlite3.connect(ledger)
+    conn.executescript("ALTER TABLE entries RENAME TO sqliteXreal; "
+                       "CREATE VIEW entries AS SELECT * FROM sqliteXreal WHERE seq <> 3;")
+    conn.close()
+    result = verify(cli, ledger)
+    assert result.exit_code == 2 and "not a table" in result.output, result.output

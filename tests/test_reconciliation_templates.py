@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 from click.testing import CliRunner
-from ledger_kit import keypair, write_evidence
+from ledger_kit import RULESET_DIGEST, keypair, write_evidence
 
 from checker.cli import main
 
@@ -73,12 +73,22 @@ def _today(script: str) -> str:
     return script.replace("--since yesterday --until yesterday", "--since today")
 
 
+APPROVED = f"payments@{RULESET_DIGEST}"  # the ruleset ledger_kit's evidence records
+
+
 def _ledger(tmp_path: Path, *decisions: str) -> tuple[Path, Path, Path]:
+    """A ledger of real signed evidence, and its first checkpoint kept at tmp_path/work/ledger/checkpoint.txt."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     private, public = keypair(tmp_path)
     ledger = tmp_path / "ledger.sqlite"
     files = [write_evidence(tmp_path / f"e{i}.jsonl", private, decision=d, tickets=["PAY-1"])
              for i, d in enumerate(decisions)]
     done = CliRunner().invoke(main, ["ledger", "append", *map(str, files), "--ledger", str(ledger)])
+    assert done.exit_code == 0, done.output
+    kept = tmp_path / "work" / "ledger" / "checkpoint.txt"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    done = CliRunner().invoke(main, ["ledger", "checkpoint", "--ledger", str(ledger), "--signing-key", str(private),
+                                     "--output", str(kept)])
     assert done.exit_code == 0, done.output
     return ledger, private, public
 
@@ -88,10 +98,9 @@ def test_github_template_commands_verify_report_checkpoint_and_fail_on_exception
     for decisions, expected in ((("PASSED", "PASSED"), "0"), (("PASSED", "FAILED"), "1")):
         folder = tmp_path / "-".join(decisions)
         work = folder / "work"
-        work.mkdir(parents=True)
         ledger, private, public = _ledger(folder, *decisions)
         known = {"secrets.CHECKER_LEDGER": str(ledger), "vars.GATE_EVIDENCE_PUBLIC_KEY": public.read_text(),
-                 "vars.GATE_APPROVED_RULESETS": "", "secrets.CHECKER_SIGNING_KEY": private.read_text()}
+                 "vars.GATE_APPROVED_RULESETS": APPROVED, "secrets.CHECKER_SIGNING_KEY": private.read_text()}
         output = folder / "out"
         output.write_text("")
         base = {"RUNNER_TEMP": str(folder), "GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(folder / "sum")}
@@ -121,15 +130,20 @@ def test_gitlab_template_commands_verify_against_the_kept_checkpoint(tmp_path: P
     script = "\n".join(line for line in job["script"] if not line.startswith("python -m pip install"))
     ledger, private, public = _ledger(tmp_path, "PASSED")
     work = tmp_path / "work"
-    (work / "ledger").mkdir(parents=True)
     env = {"CHECKER_LEDGER": str(ledger), "GATE_EVIDENCE_PUBLIC_KEY": str(public),
-           "CHECKER_SIGNING_KEY": private.read_text(), "GATE_APPROVED_RULESETS": ""}
+           "CHECKER_SIGNING_KEY": private.read_text(), "GATE_APPROVED_RULESETS": APPROVED}
     first = _run(_today(script), work, env)
-    assert first.returncode == 0, first.stdout + first.stderr
-    shutil.copyfile(work / "checkpoint.txt", work / "ledger" / "checkpoint.txt")  # kept in the project
-    again = _run(_today(script), work, env)
-    assert again.returncode == 0 and "extends the checkpoint" in again.stdout + again.stderr, again.stdout
-    # a ledger recreated from scratch (the same evidence, a new chain) no longer extends it
+    assert first.returncode == 0 and "extends the checkpoint" in first.stdout + first.stderr, first.stdout
+    # fail closed: no kept checkpoint, or no approved list
+    for missing, said in (("checkpoint", "first checkpoint"), ("approved", "GATE_APPROVED_RULESETS")):
+        moved = work / "ledger" / "checkpoint.txt"
+        if missing == "checkpoint":
+            moved.rename(tmp_path / "aside.txt")
+        done = _run(_today(script), work, {**env, **({"GATE_APPROVED_RULESETS": ""} if missing == "approved" else {})})
+        assert done.returncode == 2 and said in done.stderr, done.stdout + done.stderr
+        if missing == "checkpoint":
+            (tmp_path / "aside.txt").rename(moved)
+    # a ledger recreated from scratch (the same evidence, a new chain) no longer extends the kept checkpoint
     ledger.unlink()
     for suffix in ("-wal", "-shm"):
         Path(f"{ledger}{suffix}").unlink(missing_ok=True)

@@ -20,7 +20,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from ledger_kit import key_id, keypair, write_evidence
+from ledger_kit import key_id, keypair, predicate, seal, write_evidence
 
 from checker.evidence.keys import public_keys
 from checker.ledger.open import open_store
@@ -485,3 +485,56 @@ def test_a_report_made_on_every_core_is_the_report_made_in_one_process(ledger, k
     monkeypatch.setattr(changes.os, "cpu_count", lambda: 2)  # runs 1-3 and 4-5
     spread = changes.build_spread(lambda: open_store(str(ledger)), when, **options)
     assert spread == alone and spread.summary.changes == 5 and spread.exceptions
+
+
+def test_a_pass_below_the_locked_threshold_and_a_partial_scan_are_exceptions(tmp_path, cli, keys):
+    """What `evidence verify --require-pass --commit` refuses, the report never shows as a clean pass."""
+    private, public = keys
+    ledger = tmp_path / "gates.sqlite"
+    lax = predicate(decision="PASSED", threshold="critical")
+    lax["ruleset"]["lockedFailOn"] = "high"
+    partial = predicate(decision="PASSED")
+    partial["scope"] = {"paths": ["docs"], "wholeRepository": False, "files": 1, "rules": 40}
+    for name, data in (("lax.jsonl", lax), ("partial.jsonl", partial)):
+        (tmp_path / name).write_bytes(seal(data, private))
+        append(cli, ledger, tmp_path / name, public)
+    result = report(cli, ledger, "--key", str(public), "--fail-on-exceptions", "--format", "json")
+    assert result.exit_code == 1, result.output
+    kinds = {(e["kind"], e["seq"]) for e in json.loads(result.stdout)["exceptions"]}
+    assert {("laxer-threshold", 1), ("partial", 2)} <= kinds, kinds
+
+
+def test_signed_evidence_with_a_carriage_return_inside_an_envelope_reports_cleanly(tmp_path, cli, keys):
+    private, public = keys
+    ledger = tmp_path / "cr.sqlite"
+    good = seal(predicate(decision="PASSED"), private)
+    first, rest = good.split(b"\n", 1)
+    odd = first.replace(b'","payloadType"', b'",\r"payloadType"', 1) + b"\n" + rest  # JSON allows it
+    (tmp_path / "cr.jsonl").write_bytes(odd)
+    append(cli, ledger, tmp_path / "cr.jsonl", public)
+    result = report(cli, ledger, "--key", str(public), "--format", "json")
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+
+
+def test_with_keys_the_filters_read_the_signed_evidence_not_editable_columns(tmp_path, cli, keys):
+    private, public = keys
+    ledger = tmp_path / "env.sqlite"
+    (tmp_path / "f.jsonl").write_bytes(seal(predicate(decision="FAILED", environment="production",
+                                                      blocking=[{"rule": "CKV_K8S_20", "severity": "high",
+                                                                 "file": "a.yaml", "line": 1,
+                                                                 "fingerprint": "0" * 32}]), private))
+    append(cli, ledger, tmp_path / "f.jsonl", public)
+    conn = sqlite3.connect(ledger)
+    conn.execute("DROP TRIGGER IF EXISTS entries_append_only_update")
+    conn.execute("UPDATE entries SET environment = 'staging'")  # an insider hides the failed production change
+    conn.commit()
+    conn.close()
+    result = report(cli, ledger, "--environment", "production", "--key", str(public), "--fail-on-exceptions")
+    assert result.exit_code == 1 and "gate FAILED" in result.output, result.output
+
+
+@pytest.mark.parametrize("date", ["9999-12-31", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_dates_at_the_ends_of_the_calendar_are_exit_2(cli, ledger, date):
+    for option in ("--since", "--until"):
+        result = report(cli, ledger, option, date)
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output  # never a crash

@@ -130,16 +130,24 @@ def verify(path: str, keys: Mapping[str, Ed25519PublicKey], sarif: str | None = 
         return Report(path, tuple(checks), NOT_VERIFIED, str(predicate["decision"]), keyids, subjects)
     decision = str(predicate["decision"])
     reason = printable(str(predicate["reason"]))
-    locked, threshold = predicate["ruleset"].get("lockedFailOn"), str(predicate["threshold"])
-    laxer = bool(locked) and threshold in THRESHOLDS and THRESHOLDS.index(threshold) < THRESHOLDS.index(locked)
+    laxer = laxer_than_locked(predicate)
     if decision == "PASSED" and laxer:
-        reason = (f"at fail_on {threshold}, laxer than the ruleset's locked fail_on {locked}, so it is no pass under "
-                  "the ruleset")
+        reason = laxer
     elif decision == "PASSED":
         checks.append(Check(True, f"the recorded gate PASSED: {reason}"))
         return Report(path, tuple(checks), VERIFIED, decision, keyids, subjects)
     checks.append(Check(not require_pass, f"the recorded gate {decision}: {reason}"))
     return Report(path, tuple(checks), GATE_NOT_PASSED if require_pass else VERIFIED, decision, keyids, subjects)
+
+
+def laxer_than_locked(predicate: Mapping[str, Any]) -> str:
+    """Why a decision's threshold is laxer than its ruleset's locks.fail_on ('' when it is not): such a
+    pass is no pass under the ruleset (`--fail-on never` under org-gate)."""
+    ruleset = predicate.get("ruleset") if isinstance(predicate.get("ruleset"), dict) else {}
+    locked, threshold = ruleset.get("lockedFailOn"), str(predicate.get("threshold"))
+    if locked in THRESHOLDS and threshold in THRESHOLDS and THRESHOLDS.index(threshold) < THRESHOLDS.index(locked):
+        return f"at fail_on {threshold}, laxer than the ruleset's locked fail_on {locked}, so it is no pass under it"
+    return ""
 
 
 def check_statements(envelopes: list[Any], checks: list[Check]) -> _Statement | None:

@@ -15,11 +15,15 @@
   checkpoint, that the ledger still extends it. The first entry that breaks is named by seq, time,
   repository and commit.
 
-Signatures (with keys): an entry breaks when its evidence does not verify under the keys given,
-unless the ledger already records it as not verified (`verified` False: appended with --key, the
-failure warned about then and shown by the report as an exception). Those are listed as warnings:
-an append-only ledger cannot drop them, and failing every later verify over an entry everybody
-already knows about would only teach people to ignore the exit code.
+Signatures (with keys): an entry breaks when it was recorded as verified at append and its evidence
+does not verify under the keys given now. Entries recorded as not verified, or never checked
+(appended without --key), are listed as warnings: the report shows them as exceptions, an
+append-only ledger cannot drop them, and failing every later verify over an entry everybody
+already knows about would only teach people to ignore the exit code. (The chain covers the
+evidence bytes, so a warning is never an edit: that breaks the hashes.)
+
+Times: an entry stamped more than CLOCK_SKEW in the future breaks it, and no entry is appended
+after one: every later entry would carry that time too and fall outside every dated report.
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from checker.errors import ConfigError
+from checker.errors import ConfigError, ScanError
 from checker.evidence import PREDICATE_TYPE, STATEMENT_TYPE
 from checker.evidence.statements import canonical
 from checker.ledger.row import COLUMNS, DERIVED, ZERO_HASH, Row, Store
@@ -234,6 +238,10 @@ def append_all(store: Store, items: Sequence[Evidence]) -> list[Appended]:
                 continue
             head = writer.head()
             stamp = now()
+            if head is not None and head.appended_at > _latest():
+                raise ScanError(f"entry {head.seq} of the ledger is stamped {printable(str(head.appended_at))}, in the "
+                                "future: every later entry would be too, and dated reports would miss them; run "
+                                "`checker ledger verify`. Nothing was appended")
             if head is not None and stamp < head.appended_at:
                 stamp = head.appended_at  # another machine's clock ran ahead: keep time order = chain order
             draft = Row(seq=head.seq + 1 if head else 1, appended_at=stamp,
@@ -393,13 +401,15 @@ def _walk(rows: Iterable[Row], expected_seq: int, prev_hash: str, prev_time: str
         elif keys:
             checked = signatures(row.evidence, keys)
             if not checked.verified:
-                if row.verified is False:
-                    part.warnings.add(row, f"recorded as not verified when appended: {checked.problem}")
-                else:
+                if row.verified is True:  # it verified when appended: now it does not (or another key set)
                     part.problems.add(row, f"the evidence does not verify under the keys given: {checked.problem}")
+                else:  # recorded as not verified, or never checked: known, and an exception of the report
+                    said = "not verified" if row.verified is False else "never checked (appended without --key)"
+                    part.warnings.add(row, f"recorded as {said} when appended: {checked.problem}")
         if row.seq == size:
             part.at_size = row.entry_hash
-        expected_seq, prev_hash, prev_time = row.seq + 1, row.entry_hash, row.appended_at
+        expected_seq = row.seq + 1 if type(row.seq) is int else expected_seq + 1
+        prev_hash, prev_time = row.entry_hash, row.appended_at
         part.last_hash = row.entry_hash
     return part
 
@@ -436,6 +446,8 @@ def _walk_run(run: tuple[int, int]) -> _Part:
 
 def _row_problem(row: Row, expected_seq: int, prev_hash: str, prev_time: str) -> str:
     """Why `row` breaks the chain, or ""; the first reason found, most telling first."""
+    if type(row.seq) is not int:
+        return f"seq {_short(row.seq)} is not a whole number: the table was edited"
     if row.seq != expected_seq:
         missing = "deleted or reordered" if row.seq > expected_seq else "duplicated or reordered"
         return f"seq {row.seq} where {expected_seq} was expected: entries were {missing}"
@@ -457,7 +469,18 @@ def _row_problem(row: Row, expected_seq: int, prev_hash: str, prev_time: str) ->
         return "entry_hash does not match the entry: its time, verified flag or hash was edited"
     if row.appended_at < prev_time:
         return f"appended at {row.appended_at}, before the previous entry ({prev_time}): the chain was rewritten"
+    if row.appended_at > _latest():
+        return (f"appended at {row.appended_at}, in the future: a clock far ahead or an edited time, which would "
+                "hide this and every later change from a dated report")
     return ""
+
+
+CLOCK_SKEW = datetime.timedelta(minutes=10)  # how far ahead of this machine a pipeline's clock may be
+
+
+def _latest() -> str:
+    """The latest believable append time: now, plus the skew allowed between machines."""
+    return (datetime.datetime.now(datetime.timezone.utc) + CLOCK_SKEW).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _predicate_text(found: list[Envelope], known: str) -> str | None:

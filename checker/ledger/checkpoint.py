@@ -100,7 +100,7 @@ def load(path: str | os.PathLike[str], keys: Mapping[str, Ed25519PublicKey]) -> 
     note, _, signatures = text.partition("\n\n")
     note += "\n"
     lines = note.split("\n")[:-1]
-    if len(lines) < 3 or not lines[1].isdigit() or lines[1] != str(int(lines[1])) or int(lines[1]) < 1:
+    if len(lines) < 3 or not re.fullmatch(r"[1-9][0-9]{0,18}", lines[1]):
         raise CheckpointError(f"{where}: not a checkpoint: the second line must be the size (a whole number)")
     try:
         root = base64.b64decode(lines[2], validate=True)

@@ -194,7 +194,8 @@ class PostgresStore:
     def _tables(self) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
         for table, column in self._conn.execute(
-                "SELECT c.relname, a.attname FROM pg_class c "
+                "SELECT CASE WHEN c.relkind IN ('r', 'p') THEN c.relname "
+                "ELSE c.relname || ' (a view or foreign table, not a table)' END, a.attname FROM pg_class c "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema() "
                 "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
                 "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY c.relname, a.attnum"):

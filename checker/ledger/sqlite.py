@@ -180,10 +180,11 @@ class SqliteStore:
 
     def _tables(self) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
-        names = [r[0] for r in self._conn.execute(
-            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%'")]
-        for name in names:
-            found[name] = [r[1] for r in self._conn.execute(f'PRAGMA table_info("{name}")')]
+        objects = self._conn.execute("SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view') AND "
+                                     "name NOT LIKE 'sqlite\\_%' ESCAPE '\\'").fetchall()
+        for name, kind in objects:
+            shown = name if kind == "table" else f"{name} (a {kind}, not a table)"  # a view can hide entries
+            found[shown] = [r[1] for r in self._conn.execute(f'PRAGMA table_info("{name}")')]
         return found
 
     def _check(self, tables: dict[str, list[str]]) -> None:

@@ -74,6 +74,7 @@ from typing import TYPE_CHECKING, Any
 from typing_extensions import Self
 
 from checker.errors import ConfigError
+from checker.evidence.verify import laxer_than_locked
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -96,6 +97,8 @@ KINDS: dict[str, str] = {
     "unsigned": "evidence unsigned",
     "unverified": "evidence not verified",
     "unapproved-ruleset": "ruleset not approved",
+    "laxer-threshold": "passed below the locked threshold",
+    "partial": "not the whole repository",
     "dirty": "uncommitted changes",
     "no-ticket": "no ticket",
     "waiver-expired": "waiver expired",
@@ -270,6 +273,13 @@ def period(since: str | None, until: str | None, now: datetime.datetime) -> Peri
 def parse_when(text: str, now: datetime.datetime, option: str) -> datetime.datetime:
     """A bound in UTC: a day (`today`, `yesterday`, YYYY-MM-DD) starts the period at its start and ends it
     at its end (the next day's start); an RFC 3339 time is exact. ConfigError (exit 2) saying the forms."""
+    try:
+        return _parse_when(text, now, option)
+    except OverflowError:  # a day at the very end or start of the calendar
+        raise _bad_date(text, option) from None
+
+
+def _parse_when(text: str, now: datetime.datetime, option: str) -> datetime.datetime:
     value = text.strip()
     day: datetime.date | None = None
     today = now.astimezone(datetime.timezone.utc).date()
@@ -399,15 +409,24 @@ def _collect(rows: Iterable[Row], wanted: _Wanted) -> Collected:
                 recorded = _comparable(row.appended_at)
                 if (since is not None and recorded < since) or recorded >= until:
                     continue
-                if wanted.environment is not None and row.environment != wanted.environment:
+                # with keys, filter on what the signed evidence says, not on columns an insider could edit
+                source: Any = None if wanted.keys else row
+                if source is not None and not _wanted(wanted, repository, source.environment, source.repository):
                     continue
-                if repository is not None and _repository_key(row.repository) != repository:
+                made = _change(row, when.as_of, wanted.approved, verifier)
+                if wanted.keys and not _wanted(wanted, repository, made[0].environment, made[0].repository):
                     continue
-                out.append(_change(row, when.as_of, wanted.approved, verifier))
+                out.append(made)
     finally:
         if collecting:
             gc.enable()
     return out
+
+
+def _wanted(wanted: _Wanted, repository: str | None, environment: str, repository_url: str) -> bool:
+    """Whether a change of `environment` and `repository_url` is one the report is over."""
+    return (wanted.environment is None or environment == wanted.environment) and (
+        repository is None or _repository_key(repository_url) == repository)
 
 
 def _assemble(wanted: _Wanted, parts: Iterable[Collected]) -> ChangeReport:
@@ -502,6 +521,12 @@ def _change(row: Row, as_of: datetime.date, approved: frozenset[str] | None,
     if approved is not None and f"{name}@{digest}" not in approved and base_text not in approved:
         said = f"{name}@{version} ({digest})" + (f", base {base_text}" if base_text else "")
         kinds.append(("unapproved-ruleset", f"{said} is not in the approved list"))
+    if decision == "PASSED" and laxer_than_locked(predicate):
+        kinds.append(("laxer-threshold", laxer_than_locked(predicate)))
+    scope = _g(predicate, "scope")
+    if not scope.get("wholeRepository"):
+        paths = ", ".join(str(p) for p in _list(scope.get("paths"))[:5]) or "nothing recorded"
+        kinds.append(("partial", f"the scan covered {paths}, not the whole repository: not evidence for the commit"))
     if change.get("dirty"):
         kinds.append(("dirty", "scanned a working tree with uncommitted changes: not evidence for the commit"))
     if not tickets:
@@ -620,17 +645,14 @@ class _Verifier:
 
 
 def _signed_predicate(evidence: bytes, predicate_type: str) -> dict[str, Any] | None:
-    """The gate-decision predicate inside evidence that has just verified."""
-    import base64
+    """The gate-decision predicate inside evidence that has just verified, read as `verify` read it."""
+    from checker.evidence import dsse
 
-    for line in evidence.splitlines():
-        if not line.strip():
-            continue
-        envelope = json.loads(line)
-        payload = envelope["payload"].replace("-", "+").replace("_", "/")
-        statement = json.loads(base64.b64decode(payload + "=" * (-len(payload) % 4)))
-        if statement.get("predicateType") == predicate_type:
-            return statement["predicate"]
+    for envelope in dsse.parse(evidence, "evidence"):
+        statement = json.loads(envelope.payload)
+        if isinstance(statement, dict) and statement.get("predicateType") == predicate_type:
+            found = statement.get("predicate")
+            return found if isinstance(found, dict) else None
     return None
 
 
