@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 from ledger_kit import key_id, keypair, predicate, seal, write_evidence
 
-from checker.evidence.keys import public_keys
 from checker.ledger.open import open_store
 from checker.report import changes, render
 from checker.ruleset import BUNDLED_DIR
@@ -468,23 +467,6 @@ def test_the_template_ships_in_the_package():
     from importlib import resources
 
     assert resources.files("checker.report").joinpath("changes.html.j2").is_file()
-
-
-@pytest.mark.parametrize("with_keys", [False, True])
-def test_a_report_made_on_every_core_is_the_report_made_in_one_process(ledger, keys, monkeypatch, with_keys):
-    """From PARALLEL_FROM entries, workers each read their own run of seqs: the report is the same."""
-    when = changes.period(None, None, datetime.datetime.now(datetime.timezone.utc))
-    options = {"approved": (f"org-gate@{ORG_GATE['digest']}",),
-               "keys": public_keys([keys[1]]) if with_keys else None}
-    store = open_store(str(ledger))
-    try:
-        alone = changes.build(store.rows(evidence=with_keys), when, **options)
-    finally:
-        store.close()
-    monkeypatch.setattr(changes, "PARALLEL_FROM", 2)
-    monkeypatch.setattr(changes.os, "cpu_count", lambda: 2)  # runs 1-3 and 4-5
-    spread = changes.build_spread(lambda: open_store(str(ledger)), when, **options)
-    assert spread == alone and spread.summary.changes == 5 and spread.exceptions
 
 
 def test_a_pass_below_the_locked_threshold_and_a_partial_scan_are_exceptions(tmp_path, cli, keys):

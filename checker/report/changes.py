@@ -62,11 +62,10 @@ import functools
 import gc
 import hashlib
 import json
-import multiprocessing
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,7 +78,7 @@ from checker.evidence.verify import laxer_than_locked
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    from checker.ledger.row import Row, Store
+    from checker.ledger.row import Row
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 DECISIONS = ("PASSED", "FAILED", "INCOMPLETE")
@@ -341,34 +340,6 @@ def build(rows: Iterable[Row], when: Period, *, environment: str | None = None, 
     return _assemble(wanted, [_collect(rows, wanted)])
 
 
-PARALLEL_FROM = 20_000  # entries from which the report reads and reads into changes on every core
-
-
-def build_spread(reopen: Callable[[], Store], when: Period, *, environment: str | None = None,
-                 repository: str | None = None, approved: Sequence[str] | None = None,
-                 keys: Mapping[str, Ed25519PublicKey] | None = None) -> ChangeReport:
-    """`build` over the ledger `reopen()` opens: a large one is read in one process per core, each on
-    its own run of seqs (reading a row and making its change is most of a report's time)."""
-    wanted = _Wanted(when, environment, repository, frozenset(approved) if approved is not None else None, keys)
-    store = reopen()
-    try:
-        count, low, high = store.span()
-        cores = min(os.cpu_count() or 1, 8)
-        if cores < 2 or count < PARALLEL_FROM:
-            return _assemble(wanted, [_collect(store.rows(when.since, when.until, evidence=bool(keys)), wanted)])
-    finally:
-        store.close()
-    step = -(-(high - low + 1) // cores)
-    runs = [(first, min(first + step - 1, high)) for first in range(low, high + 1, step)]
-    global _JOB
-    _JOB = (reopen, wanted)
-    try:
-        with multiprocessing.get_context("fork").Pool(len(runs)) as pool:
-            return _assemble(wanted, pool.map(_collect_run, runs))
-    finally:
-        _JOB = None
-
-
 @dataclass(frozen=True)
 class _Wanted:
     """What a report is over: the period, the filters, the approved list and the keys."""
@@ -381,19 +352,6 @@ class _Wanted:
 
 
 Collected = list[tuple["Change", list["ChangeException"], "Layers"]]
-_JOB: tuple[Callable[[], Store], _Wanted] | None = None  # for forked workers
-
-
-def _collect_run(run: tuple[int, int]) -> Collected:
-    """A worker: open the ledger again and make the changes of its run of seqs."""
-    assert _JOB is not None
-    reopen, wanted = _JOB
-    store = reopen()
-    try:
-        rows = store.rows(wanted.when.since, wanted.when.until, seqs=run, evidence=bool(wanted.keys))
-        return _collect(rows, wanted)
-    finally:
-        store.close()
 
 
 def _collect(rows: Iterable[Row], wanted: _Wanted) -> Collected:
