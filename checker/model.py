@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 import hashlib
 import re
@@ -9,6 +10,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from checker.change import Change
+
+
+def timestamp() -> str:
+    """Now, as scans and their evidence record times: RFC 3339 UTC to the second (2026-11-30T01:02:03Z)."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class Severity(str, enum.Enum):

@@ -14,7 +14,7 @@ from checker.change import Change, detect, uncommitted
 from checker.discover import checkout_top, discover
 from checker.engines import engines
 from checker.errors import ConfigError
-from checker.model import Rule, ScanResult, with_fingerprints
+from checker.model import Rule, ScanResult, timestamp, with_fingerprints
 from checker.ruleset import Ruleset, load_ruleset, select_rules
 
 REPO_RULESET = ".checker.yaml"
@@ -92,7 +92,7 @@ def catalogue(ruleset: Ruleset) -> dict[str, Rule]:
 
 
 def run(options: Options, today: datetime.date | None = None) -> ScanResult:
-    started = _now()
+    started = timestamp()
     accepted = baseline.read_bytes(options.baseline) if options.baseline else None
     known = baseline.fingerprints(options.baseline, accepted) if options.baseline else None
     root = scan_root(options.paths)
@@ -126,7 +126,7 @@ def run(options: Options, today: datetime.date | None = None) -> ScanResult:
     return ScanResult(
         root=str(root), ruleset=ruleset, rules=rules, findings=tuple(final), fixed=fixed,
         problems=tuple(sorted(set(problems), key=lambda p: (p.path, p.line, p.message))),
-        targets=tuple(discovery.sources), started=started, finished=_now(),
+        targets=tuple(discovery.sources), started=started, finished=timestamp(),
         versions=_versions(), notes=tuple(notes), fail_on=options.fail_on or ruleset.fail_on, change=change,
         baseline_digest=hashlib.sha256(accepted).hexdigest() if accepted is not None else "",
         scope=scope(options.paths, root, change.toplevel),
@@ -157,10 +157,6 @@ def scope(paths: Sequence[str], root: Path, toplevel: str) -> tuple[str, ...]:
         real = Path(os.path.realpath(path))
         out.append(real.relative_to(base).as_posix() if real.is_relative_to(base) else f"external:{real.name}")
     return tuple(sorted(set(out)))
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _versions() -> dict[str, str]:

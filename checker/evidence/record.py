@@ -9,7 +9,6 @@ The field list is `gate-decision.schema.json` beside this module.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -17,7 +16,7 @@ from typing import Any
 
 from checker.change import Change
 from checker.gate import Decision
-from checker.model import Finding, Problem, Severity
+from checker.model import Finding, Problem, Severity, timestamp
 
 UNKNOWN_SCOPE = {"paths": [], "wholeRepository": False, "files": 0, "rules": 0}  # a SARIF that records none
 
@@ -62,7 +61,7 @@ def predicate(gated: Gated, sarif_name: str, sarif_bytes: bytes, environment: st
         "tools": {"checker": versions.get("checker", ""), "checkov": versions.get("checkov", "")},
         "startedOn": gated.started,
         "finishedOn": gated.finished,
-        "decidedOn": now(),
+        "decidedOn": timestamp(),
         "environment": environment,
         "sarif": {"name": sarif_name, "digest": {"sha256": hashlib.sha256(sarif_bytes).hexdigest()}},
         "scope": {**UNKNOWN_SCOPE, **(props.get("scope") or {})},
@@ -80,10 +79,6 @@ def check_shape(properties: Mapping[str, Any]) -> str:
     if not isinstance(layers, list) or not all(isinstance(layer, dict) for layer in layers):
         return "run property ruleset.layers is not a list of objects"
     return ""
-
-
-def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _counts(findings: Sequence[Finding]) -> dict[str, dict[str, int]]:

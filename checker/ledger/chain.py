@@ -185,9 +185,12 @@ def entry_hash(row: Row) -> str:
     return hashlib.sha256(DOMAIN + canonical(body).encode("ascii")).hexdigest()
 
 
-def now() -> str:
-    """The current time as the ledger writes it: RFC 3339 UTC with microseconds."""
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # appended_at: RFC 3339 UTC with microseconds (sorts as text)
+
+
+def now(ahead: datetime.timedelta = datetime.timedelta(0)) -> str:
+    """The current time (plus `ahead`) as the ledger writes it."""
+    return (datetime.datetime.now(datetime.timezone.utc) + ahead).strftime(TIME_FORMAT)
 
 
 @dataclass(frozen=True)
@@ -480,7 +483,7 @@ CLOCK_SKEW = datetime.timedelta(minutes=10)  # how far ahead of this machine a p
 
 def _latest() -> str:
     """The latest believable append time: now, plus the skew allowed between machines."""
-    return (datetime.datetime.now(datetime.timezone.utc) + CLOCK_SKEW).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return now(CLOCK_SKEW)
 
 
 def _predicate_text(found: list[Envelope], known: str) -> str | None:

@@ -74,6 +74,7 @@ from typing_extensions import Self
 
 from checker.errors import ConfigError
 from checker.evidence.verify import laxer_than_locked
+from checker.ledger.chain import TIME_FORMAT
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -82,7 +83,7 @@ if TYPE_CHECKING:
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 DECISIONS = ("PASSED", "FAILED", "INCOMPLETE")
-BOUND_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # the ledger's appended_at: RFC 3339 UTC with microseconds (sorts as text)
+BOUND_FORMAT = TIME_FORMAT  # bounds compare as text with the ledger's appended_at
 RFC3339 = re.compile(r"(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<time>\d{2}:\d{2}:\d{2})(?P<fraction>\.\d+)?"
                      r"(?P<zone>[Zz]|[+-]\d{2}:\d{2})")
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
