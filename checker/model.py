@@ -7,9 +7,14 @@ import enum
 import hashlib
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from checker.change import Change
+
+if TYPE_CHECKING:
+    from checker.discover import Source
+    from checker.gate import Decision
+    from checker.ruleset import Ruleset
 
 
 def timestamp() -> str:
@@ -172,24 +177,18 @@ class ScanResult:
     """Everything a scan produced: what reporters render and the gate decides on."""
 
     root: str
-    ruleset: Any  # checker.ruleset.Ruleset
+    ruleset: Ruleset
     rules: Mapping[str, Rule]
     findings: tuple[Finding, ...]
     problems: tuple[Problem, ...]
-    targets: tuple[Any, ...]  # checker.discover.Source
+    targets: tuple[Source, ...]
     started: str
     finished: str
     versions: Mapping[str, str]
+    fail_on: str
+    decision: Decision  # checker.gate.decide(findings, problems, fail_on), made once by checker.scan.run
     notes: tuple[str, ...] = ()
-    fail_on: str = "high"
     fixed: tuple[str, ...] = ()  # baseline results no longer found ("RULE path")
     baseline_digest: str = ""  # sha256 hex of the baseline file the scan was gated against
     change: Change = dataclasses.field(default_factory=Change)  # the commit, branch, tickets and CI (checker.change)
     scope: tuple[str, ...] = ()  # what was scanned, relative to the repository's top ("." for all of it)
-
-    @property
-    def decision(self) -> Any:
-        """The gate's decision (checker.gate.Decision) for this result."""
-        from checker.gate import decide
-
-        return decide(self.findings, self.problems, self.fail_on)

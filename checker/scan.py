@@ -9,10 +9,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from checker import baseline, suppress
+from checker import baseline, gate, suppress
 from checker.change import Change, detect, uncommitted
 from checker.discover import checkout_top, discover
-from checker.engines import engines
+from checker.engines.registry import ENGINES
 from checker.errors import ConfigError
 from checker.model import Rule, ScanResult, timestamp, with_fingerprints
 from checker.ruleset import Ruleset, load_ruleset, select_rules
@@ -82,7 +82,7 @@ def repository_ruleset(root: Path) -> Path | None:
 def catalogue(ruleset: Ruleset) -> dict[str, Rule]:
     """Every rule every engine knows, by id."""
     rules: dict[str, Rule] = {}
-    for engine in engines():
+    for engine in ENGINES:
         for rule_id, rule in engine.catalogue(ruleset).items():
             if rule_id in rules:
                 raise ConfigError(f"rule id {rule_id} is defined by both the {rules[rule_id].engine} "
@@ -105,7 +105,7 @@ def run(options: Options, today: datetime.date | None = None) -> ScanResult:
     if discovery.ignored:
         notes.append(f"{len(discovery.ignored)} path(s) left out by .gitignore or the ruleset's ignore: "
                      + ", ".join(discovery.ignored[:5]) + (", ..." if len(discovery.ignored) > 5 else ""))
-    for engine in engines():
+    for engine in ENGINES:
         owned = {i: r for i, r in rules.items() if r.engine == engine.name}
         if owned:
             outcome = engine.run(discovery, owned, ruleset)
@@ -123,11 +123,12 @@ def run(options: Options, today: datetime.date | None = None) -> ScanResult:
     fixed: tuple[str, ...] = ()
     if known is not None:
         final, fixed = baseline.apply(final, known)
+    fail_on = options.fail_on or ruleset.fail_on
+    unchecked = tuple(sorted(set(problems), key=lambda p: (p.path, p.line, p.message)))
     return ScanResult(
-        root=str(root), ruleset=ruleset, rules=rules, findings=tuple(final), fixed=fixed,
-        problems=tuple(sorted(set(problems), key=lambda p: (p.path, p.line, p.message))),
-        targets=tuple(discovery.sources), started=started, finished=timestamp(),
-        versions=_versions(), notes=tuple(notes), fail_on=options.fail_on or ruleset.fail_on, change=change,
+        root=str(root), ruleset=ruleset, rules=rules, findings=tuple(final), fixed=fixed, problems=unchecked,
+        targets=tuple(discovery.sources), started=started, finished=timestamp(), versions=_versions(),
+        notes=tuple(notes), fail_on=fail_on, decision=gate.decide(final, unchecked, fail_on), change=change,
         baseline_digest=hashlib.sha256(accepted).hexdigest() if accepted is not None else "",
         scope=scope(options.paths, root, change.toplevel),
     )

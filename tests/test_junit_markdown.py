@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from checker import gate
 from checker.change import Change
 from checker.cli import main
 from checker.model import Finding, Location, Problem, Rule, ScanResult, Severity, Suppression
@@ -308,7 +309,8 @@ def _result(findings: list[Finding], problems: tuple[Problem, ...] = (), root: s
                                remediation="Do this | that:\n\n    x: a|b\n\nThen more.")}
     return ScanResult(root=root, ruleset=ruleset, rules=rules, findings=tuple(findings),
                       problems=problems, targets=(), started="2026-01-01T00:00:00Z",
-                      finished="2026-01-01T00:00:03Z", versions={"checker": "0"}, change=Change(**change))
+                      finished="2026-01-01T00:00:03Z", versions={"checker": "0"}, change=Change(**change),
+                      fail_on="high", decision=gate.decide(findings, problems, "high"))
 
 
 def _finding(line: int, message: str = "bad | worse", **kw: Any) -> Finding:

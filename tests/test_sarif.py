@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from testkit import PROJECT, corpus_folder, ruleset_text, run_checker, sarif_problems
 
-from checker import baseline
+from checker import baseline, gate
 from checker.baseline import path_of
 from checker.model import Finding, Location, Problem, Rule, ScanResult, Severity, Suppression
 from checker.reporters import sarif
@@ -202,7 +202,7 @@ def test_any_text_in_a_finding_gives_schema_valid_sarif(text, path):
     result = ScanResult(root="/nonexistent", ruleset=ruleset, rules={"ORG-X-001": Rule("ORG-X-001", text, Severity.HIGH,
                         "python")}, findings=(finding,), problems=(Problem(text, path, 1, text),), targets=(),
                         started="2026-01-01T00:00:00Z", finished="2026-01-01T00:00:01Z", versions={"checker": "0"},
-                        notes=(text,))
+                        notes=(text,), fail_on="high", decision=gate.decide([finding], [], "high"))
     out = sarif.render(result)
     out.encode("utf-8")  # always writable
     doc = json.loads(out)

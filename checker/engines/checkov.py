@@ -27,7 +27,8 @@ from typing import Any
 from checker import settings
 from checker.discover import Discovery, within
 from checker.documents import TaggedStr, YamlMap
-from checker.engines import Outcome, workers
+from checker.engines import workers
+from checker.engines.base import Outcome
 from checker.model import Finding, Kind, Location, Problem, Rule, Severity, Suppression
 from checker.ruleset import Ruleset
 

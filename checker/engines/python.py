@@ -20,7 +20,7 @@ from typing import Any
 
 from checker.discover import Discovery, Source, discover
 from checker.documents import Document, Instruction
-from checker.engines import Outcome
+from checker.engines.base import Outcome
 from checker.errors import ConfigError
 from checker.model import Finding, Kind, Location, Problem, Rule
 from checker.policy import Context, Policy

@@ -1,0 +1,39 @@
+"""What every engine is and returns: the Engine protocol and its Outcome.
+
+An engine is a module-level object with:
+- `name`: its key, recorded on every Rule it defines (`Rule.engine`);
+- `catalogue(ruleset) -> dict[id, Rule]`: every rule it can check, with default metadata;
+- `run(discovery, rules, ruleset) -> Outcome`: findings for the selected rules it owns.
+Engines never decide what is reported or whether the gate passes: later stages do.
+Adding one: a module in this package with such an object, then a line in `checker.engines.registry`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from checker.discover import Discovery
+    from checker.model import Finding, Problem, Rule
+    from checker.ruleset import Ruleset
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What one engine produced."""
+
+    findings: list[Finding] = dataclasses.field(default_factory=list)
+    problems: list[Problem] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+
+class Engine(Protocol):
+    """A checking engine (see the module docstring)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def catalogue(self, ruleset: Ruleset) -> dict[str, Rule]: ...
+
+    def run(self, discovery: Discovery, rules: Mapping[str, Rule], ruleset: Ruleset) -> Outcome: ...
