@@ -12,13 +12,21 @@ import json
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from checker.errors import ConfigError
-from checker.gate import FAIL_ON_CHOICES
-from checker.model import Finding, Location, Problem, Severity, Suppression
-
-FINGERPRINT_KEY = "checker/v1"
+from checker.model import (
+    FAIL_ON_CHOICES,
+    FINGERPRINT_KEY,
+    BaselineState,
+    FailOn,
+    Finding,
+    Location,
+    Problem,
+    Severity,
+    Suppression,
+    SuppressionKind,
+)
 
 
 def read_sarif(path: str, data: bytes | None = None) -> dict[str, Any]:
@@ -91,7 +99,7 @@ class Recorded:
 
     findings: list[Finding]
     problems: list[Problem]
-    fail_on: str
+    fail_on: FailOn
     properties: dict[str, Any]  # the run's properties: ruleset, versions, change, baseline, gate
     started: str = ""
     finished: str = ""
@@ -101,11 +109,7 @@ def results_of(path: str, data: bytes | None = None) -> Recorded:
     """Findings, problems, the gate threshold and the run's record in one of our SARIF logs (`checker gate`);
     `data`: the file's bytes when already read (evidence binds exactly the bytes decided on)."""
     with _written_by_us(path):
-        recorded = _results_of(path, data)
-    if recorded.fail_on not in FAIL_ON_CHOICES:
-        raise ConfigError(f"{path}: records the gate threshold {recorded.fail_on!r}, which is not one of "
-                          f"{', '.join(FAIL_ON_CHOICES)}")
-    return recorded
+        return _results_of(path, data)
 
 
 def _results_of(path: str, data: bytes | None) -> Recorded:
@@ -116,7 +120,7 @@ def _results_of(path: str, data: bytes | None) -> Recorded:
     findings: list[Finding] = []
     problems: list[Problem] = []
     properties = dict(run.get("properties") or {})
-    fail_on = (properties.get("gate") or {}).get("failOn", "high")
+    fail_on = _fail_on(path, (properties.get("gate") or {}).get("failOn", "high"))
     invocations = run.get("invocations") or [{}]
     for invocation in invocations:
         for note in invocation.get("toolExecutionNotifications", []):
@@ -139,14 +143,32 @@ def _results_of(path: str, data: bytes | None) -> Recorded:
             resource=(result.get("properties") or {}).get("resource", ""),
             suppression=_suppression(suppressions[0]) if suppressions else None,
             fingerprint=(result.get("partialFingerprints") or {}).get(FINGERPRINT_KEY, ""),
-            baseline_state=result.get("baselineState", ""),
+            baseline_state=_one_of(get_args(BaselineState), result.get("baselineState", ""), "baselineState"),
         ))
     return Recorded(findings, problems, fail_on, properties, invocations[0].get("startTimeUtc", ""),
                     invocations[0].get("endTimeUtc", ""))
 
 
+def _fail_on(path: str, value: Any) -> FailOn:
+    for choice in FAIL_ON_CHOICES:
+        if value == choice:
+            return choice
+    raise ConfigError(f"{path}: records the gate threshold {value!r}, which is not one of {', '.join(FAIL_ON_CHOICES)}")
+
+
+def _one_of(choices: tuple[Any, ...], value: Any, what: str) -> Any:
+    """`value` if it is one of `choices` (a Literal's values); else a ValueError `_written_by_us` reports."""
+    if value not in choices:
+        raise ValueError(f"{what} {value!r} is not one of {', '.join(map(repr, choices))}")
+    return value
+
+
 def _suppression(data: dict[str, Any]) -> Suppression:
-    """A SARIF suppression back as ours: `properties.source` is where it was written, the rest as recorded."""
-    properties = dict(data.get("properties") or {})
-    source = str(properties.pop("source", ""))
-    return Suppression(data["kind"], data.get("justification", ""), source, properties)
+    """A SARIF suppression back as ours: `properties.source` is where it was written, a waiver's record
+    (approvedBy, expires, paths, ticket) as recorded."""
+    properties = data.get("properties") or {}
+    kind: SuppressionKind = _one_of(get_args(SuppressionKind), data["kind"], "suppression kind")
+    return Suppression(kind, str(data.get("justification", "")), str(properties.get("source", "")),
+                       approved_by=str(properties.get("approvedBy", "")), expires=str(properties.get("expires", "")),
+                       paths=tuple(str(p) for p in properties.get("paths") or ()),
+                       ticket=str(properties.get("ticket", "")))

@@ -13,11 +13,13 @@ from checker.errors import CheckerError
 from checker.evidence import sealing as evidence
 from checker.evidence.commands import evidence_group
 from checker.ledger.commands import ledger_group
+from checker.model import FAIL_ON_CHOICES, FailOn, Rule
 from checker.output import printable, write_atomic
 from checker.report.commands import report_group
 from checker.reporters import Format, renderer
+from checker.ruleset import Ruleset
 
-FAIL_ON = click.Choice(gate.FAIL_ON_CHOICES)
+FAIL_ON = click.Choice(FAIL_ON_CHOICES)
 OUTPUT = click.Path(dir_okay=False, writable=True)
 
 
@@ -117,7 +119,7 @@ def evidence_options(func: Any) -> Any:
 @evidence_options
 def scan_command(paths: tuple[str, ...], ruleset_ref: str | None, base_ref: str | None, trust_repo_policies: bool,
                  fmt: str, sarif_output: str | None, code_scanning_output: str | None, json_output: str | None,
-                 junit_output: str | None, markdown_output: str | None, fail_on: str | None,
+                 junit_output: str | None, markdown_output: str | None, fail_on: FailOn | None,
                  baseline: str | None, change_base: str | None, evidence_output: str | None,
                  subjects: tuple[str, ...], environment: str | None, signing_key: str | None) -> None:
     """Scan PATHS (folders or files; default: the current folder) and gate on the findings.
@@ -269,7 +271,7 @@ def ruleset_show(ref: str, base_ref: str | None) -> None:
     click.echo(yaml.safe_dump(data, sort_keys=False, default_flow_style=False), nl=False)
 
 
-def _locked(ruleset: Any) -> dict[str, str]:
+def _locked(ruleset: Ruleset) -> dict[str, str]:
     """Each locked setting -> the lock that holds it (what a later layer may not loosen)."""
     out: dict[str, str] = {}
     for lock in ruleset.locks:
@@ -293,7 +295,7 @@ def _locked(ruleset: Any) -> dict[str, str]:
 @click.option("--baseline", type=click.Path(exists=True, dir_okay=False),
               help="A previous SARIF: findings already in it do not fail the gate.")
 @evidence_options
-def gate_command(sarif_file: str, fail_on: str | None, baseline: str | None, evidence_output: str | None,
+def gate_command(sarif_file: str, fail_on: FailOn | None, baseline: str | None, evidence_output: str | None,
                  subjects: tuple[str, ...], environment: str | None, signing_key: str | None) -> None:
     """Re-decide pass/fail from a SARIF file written by `checker scan` (scan in one CI stage, gate in another).
 
@@ -351,7 +353,7 @@ def baseline_update(baseline_file: str, paths: tuple[str, ...], ruleset_ref: str
                f"{len(result.findings) - new} unchanged, {len(result.fixed)} fixed since the last baseline")
 
 
-def _rule_json(rule: Any) -> dict[str, Any]:
+def _rule_json(rule: Rule) -> dict[str, Any]:
     return {
         "id": rule.id, "title": rule.title, "severity": rule.severity.value, "engine": rule.engine,
         "description": rule.description, "remediation": rule.remediation, "help_uri": rule.help_uri,

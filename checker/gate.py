@@ -3,17 +3,20 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Literal
 
-from checker.model import Finding, Problem, Severity
+from checker.model import FailOn, Finding, Problem, Severity
 
 PASSED, FAILED, INCOMPLETE = 0, 1, 3
-FAIL_ON_CHOICES = ("critical", "high", "medium", "low", "info", "never")
+Verdict = Literal["PASSED", "FAILED", "INCOMPLETE"]
 
 
 @dataclasses.dataclass(frozen=True)
 class Decision:
+    """The gate's verdict, the exit code that carries it, why, and the findings that blocked."""
+
     exit_code: int
-    verdict: str
+    verdict: Verdict
     reason: str
     blocking: tuple[Finding, ...]
 
@@ -22,7 +25,7 @@ class Decision:
         return self.exit_code == PASSED
 
 
-def decide(findings: Sequence[Finding], problems: Sequence[Problem], fail_on: str) -> Decision:
+def decide(findings: Sequence[Finding], problems: Sequence[Problem], fail_on: FailOn) -> Decision:
     """Fail closed on problems (3); fail (1) on an open finding at or above `fail_on`; else pass (0)."""
     threshold = None if fail_on == "never" else Severity(fail_on)
     blocking = tuple(

@@ -75,7 +75,7 @@ CI: run the same gate before every deployment. Templates: {templates}
 
 
 @dataclasses.dataclass(frozen=True)
-class Outcome:
+class SetUp:
     """What `init` did, in the words the CLI prints."""
 
     actions: tuple[str, ...]
@@ -97,7 +97,7 @@ def hook_entry(version: str) -> dict[str, Any]:
             "hooks": [{"id": "checker"}, {"id": "checker-repo"}]}
 
 
-def init(path: Path, version: str, force: bool = False) -> Outcome:
+def init(path: Path, version: str, force: bool = False) -> SetUp:
     """Set up `path` (a repository's top folder). Raises ConfigError (exit 2) rather than overwrite.
 
     Everything is checked before anything is written, so a refusal leaves the folder as it was.
@@ -114,11 +114,11 @@ def init(path: Path, version: str, force: bool = False) -> Outcome:
     if config_text is not None:
         config.write_text(config_text, encoding="utf-8")
     actions = (f"{'replaced' if existed else 'wrote'} {ruleset}", config_action)
-    hints = ("pre-commit install --hook-type pre-commit --hook-type pre-push   "
-             "# checker on commit (staged files), checker-repo on push (whole repository)",
+    hints = (("pre-commit install --hook-type pre-commit --hook-type pre-push   "
+              "# checker on commit (staged files), checker-repo on push (whole repository)"),
              f"checker ruleset validate {RULESET_FILE}",
              "checker scan .")
-    return Outcome(actions, hints)
+    return SetUp(actions, hints)
 
 
 def plan_hooks(config: Path, version: str) -> tuple[str | None, str]:
@@ -126,9 +126,9 @@ def plan_hooks(config: Path, version: str) -> tuple[str | None, str]:
     added, everything already there kept."""
     entry = hook_entry(version)
     if not config.exists():
-        data = {"default_install_hook_types": ["pre-commit", "pre-push"], "repos": [entry]}
+        fresh = {"default_install_hook_types": ["pre-commit", "pre-push"], "repos": [entry]}
         text = ("# pre-commit hooks: https://pre-commit.com (written by `checker init`)\n"
-                + yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
+                + yaml.safe_dump(fresh, sort_keys=False, default_flow_style=False))
         return text, f"wrote {config} with the checker and checker-repo hooks"
     text = config.read_text(encoding="utf-8")
     try:
@@ -142,8 +142,9 @@ def plan_hooks(config: Path, version: str) -> tuple[str | None, str]:
                           "so nothing was changed")
     present = {hook.get("id") for repo in data.get("repos") or [] if isinstance(repo, dict)
                for hook in repo.get("hooks") or [] if isinstance(hook, dict)}
-    if present & set(HOOK_IDS):
-        return None, f"kept {config}: it already has the {', '.join(sorted(present & set(HOOK_IDS)))} hook(s)"
+    ours = sorted(hook_id for hook_id in HOOK_IDS if hook_id in present)
+    if ours:
+        return None, f"kept {config}: it already has the {', '.join(ours)} hook(s)"
     wanted = {**data, "repos": [*(data.get("repos") or []), entry]}
     appended = _append_text(text, data, entry)
     if appended is not None and _same(appended, wanted):
@@ -180,7 +181,7 @@ def _block(value: Any, indent: str) -> str:
 
 def _same(text: str, wanted: dict[str, Any]) -> bool:
     try:
-        return yaml.safe_load(text) == wanted
+        return bool(yaml.safe_load(text) == wanted)
     except yaml.YAMLError:
         return False
 

@@ -7,7 +7,7 @@ import enum
 import hashlib
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Literal, get_args
 
 from checker.change import Change
 
@@ -15,6 +15,14 @@ if TYPE_CHECKING:
     from checker.discover import Source
     from checker.gate import Decision
     from checker.ruleset import Ruleset
+
+FailOn = Literal["critical", "high", "medium", "low", "info", "never"]
+"""The gate's threshold: a severity, or never (report only)."""
+FAIL_ON_CHOICES: tuple[FailOn, ...] = get_args(FailOn)
+SuppressionKind = Literal["inSource", "external"]
+"""SARIF's suppression kinds: an inline comment in the file, or a waiver in the ruleset."""
+BaselineState = Literal["", "new", "unchanged"]
+"""SARIF's baselineState of a finding, or "" when the scan had no baseline."""
 
 
 def timestamp() -> str:
@@ -108,12 +116,25 @@ class Rule:
 
 @dataclasses.dataclass(frozen=True)
 class Suppression:
-    """Why a finding does not count: kind 'inSource' (inline comment) or 'external' (waiver)."""
+    """Why a finding does not count: an inline comment ('inSource') or a ruleset waiver ('external')."""
 
-    kind: str
+    kind: SuppressionKind
     justification: str
-    source: str = ""
-    properties: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    source: str = ""  # where: `FILE:LINE` of the comment or the waiver, or `checkov:skip`
+    approved_by: str = ""  # the rest is a waiver's record: who approved it,
+    expires: str = ""  # the last day it suppresses (YYYY-MM-DD),
+    paths: tuple[str, ...] = ()  # the paths it is limited to, and
+    ticket: str = ""  # the ticket that granted it
+
+    def properties(self) -> dict[str, str | list[str]]:
+        """A waiver's record as every report writes it (SARIF suppression properties); {} inline."""
+        if self.kind != "external":
+            return {}
+        out: dict[str, str | list[str]] = {"approvedBy": self.approved_by, "expires": self.expires,
+                                           "paths": list(self.paths)}
+        if self.ticket:
+            out["ticket"] = self.ticket
+        return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +148,7 @@ class Finding:
     resource: str = ""
     suppression: Suppression | None = None
     fingerprint: str = ""
-    baseline_state: str = ""  # "new" or "unchanged" when scanned against a baseline
+    baseline_state: BaselineState = ""
 
     @property
     def is_open(self) -> bool:
@@ -137,6 +158,10 @@ class Finding:
     def identity(self) -> str:
         """What stays the same when lines move: rule, file and resource (not the line)."""
         return f"{self.rule_id}|{self.location.path}|{self.resource}"
+
+
+FINGERPRINT_KEY = "checker/v1"
+"""The SARIF partialFingerprints key of the fingerprints `with_fingerprints` makes (bumped if they change)."""
 
 
 def with_fingerprints(findings: list[Finding]) -> list[Finding]:
@@ -185,7 +210,7 @@ class ScanResult:
     started: str
     finished: str
     versions: Mapping[str, str]
-    fail_on: str
+    fail_on: FailOn
     decision: Decision  # checker.gate.decide(findings, problems, fail_on), made once by checker.scan.run
     notes: tuple[str, ...] = ()
     fixed: tuple[str, ...] = ()  # baseline results no longer found ("RULE path")

@@ -14,7 +14,7 @@ from checker.change import Change, detect, uncommitted
 from checker.discover import checkout_top, discover
 from checker.engines.registry import ENGINES
 from checker.errors import ConfigError
-from checker.model import Rule, ScanResult, timestamp, with_fingerprints
+from checker.model import FailOn, Finding, Problem, Rule, ScanResult, timestamp, with_fingerprints
 from checker.ruleset import Ruleset, load_ruleset, select_rules
 
 REPO_RULESET = ".checker.yaml"
@@ -22,9 +22,11 @@ REPO_RULESET = ".checker.yaml"
 
 @dataclasses.dataclass(frozen=True)
 class Options:
+    """What `checker scan` was asked: every flag that changes what is checked or how it is gated."""
+
     paths: tuple[str, ...] = (".",)
     ruleset: str | None = None
-    fail_on: str | None = None
+    fail_on: FailOn | None = None
     baseline: str | None = None
     base: str | None = None  # the organisation's pinned layer (--base / CHECKER_BASE)
     trust_repo_policies: bool = False
@@ -92,6 +94,7 @@ def catalogue(ruleset: Ruleset) -> dict[str, Rule]:
 
 
 def run(options: Options, today: datetime.date | None = None) -> ScanResult:
+    """Scan, apply suppressions and the baseline, and decide the gate: the one result every output renders."""
     started = timestamp()
     accepted = baseline.read_bytes(options.baseline) if options.baseline else None
     known = baseline.fingerprints(options.baseline, accepted) if options.baseline else None
@@ -101,7 +104,9 @@ def run(options: Options, today: datetime.date | None = None) -> ScanResult:
     change = _committed(detect(root, ruleset.change, os.environ, options.change_base), ruleset, options.baseline)
     discovery = discover(root, [Path(p) for p in options.paths], ruleset.ignore, ruleset.base, ruleset.limits)
     discovery = dataclasses.replace(discovery, change=change)
-    findings, problems, notes = [], list(discovery.problems), [*discovery.notes, *change.notes]
+    findings: list[Finding] = []
+    problems: list[Problem] = list(discovery.problems)
+    notes = [*discovery.notes, *change.notes]
     if discovery.ignored:
         notes.append(f"{len(discovery.ignored)} path(s) left out by .gitignore or the ruleset's ignore: "
                      + ", ".join(discovery.ignored[:5]) + (", ..." if len(discovery.ignored) > 5 else ""))
@@ -140,7 +145,8 @@ def _committed(change: Change, ruleset: Ruleset, baseline_path: str | None) -> C
     an ignored `.checker.yaml`, yet evidence of such a scan must not vouch for the commit."""
     if not change.toplevel or change.dirty:
         return change
-    read = [Path(layer.display) for layer in ruleset.layers if layer.display and not layer.display.startswith("bundled:")]
+    read = [Path(layer.display) for layer in ruleset.layers
+            if layer.display and not layer.display.startswith("bundled:")]
     loose = uncommitted(change.toplevel, [*read, *([Path(baseline_path)] if baseline_path else [])])
     if not loose:
         return change
@@ -161,4 +167,6 @@ def scope(paths: Sequence[str], root: Path, toplevel: str) -> tuple[str, ...]:
 
 
 def _versions() -> dict[str, str]:
-    return {name: importlib.metadata.version(name) for name in ("checker", "checkov")}
+    """This package's version and that of every engine's distribution: what the results depend on."""
+    names = ("checker", *(e.distribution for e in ENGINES if e.distribution))
+    return {name: importlib.metadata.version(name) for name in names}

@@ -75,7 +75,7 @@ VARIABLES: Mapping[str, tuple[str, Callable[[str, str], Any], str]] = {
     "CHECKER_BASE": ("base", _reference, "the organisation's ruleset layer every scan builds on (as --base)"),
     "CHECKER_LEDGER": ("ledger", _ledger, "the ledger of gated changes: a SQLite file or a postgresql:// URL"),
     "CHECKER_SIGNING_KEY": ("signing_key", _secret_pem,
-                            "the Ed25519 private key that signs evidence (PEM text, or it in base64; as --signing-key FILE)"),
+                            "the Ed25519 private key that signs evidence (PEM text or its base64; as --signing-key)"),
     "CHECKER_WARM": ("warm", _switch, "0 turns the warm server off on a developer machine"),
     "CHECKER_WARM_IDLE": ("warm_idle", _SECONDS, "seconds an idle warm server lives"),
     "CHECKER_CHECKOV_TIMEOUT": ("checkov_timeout", _SECONDS, "seconds one Checkov worker may run"),

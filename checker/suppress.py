@@ -9,20 +9,22 @@ import dataclasses
 import datetime
 import fnmatch
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pathspec
 
 from checker.model import Finding, Suppression
+from checker.ruleset import Waiver
 
 # `# checker:ignore ORG-GHA-001,CKV_K8S_20 -- reason` (also after `//` in HCL and JSON-ish files)
 INLINE = re.compile(r"(?:#|//)\s*checker:ignore\s+(?P<ids>[A-Za-z0-9_*,\- ]+?)\s*(?:--\s*(?P<reason>.*\S))?\s*$")
 
 
 @dataclasses.dataclass(frozen=True)
-class Outcome:
+class Suppressed:
+    """The findings, each marked suppressed or not, and what the ruleset's author should know."""
+
     findings: list[Finding]
     notes: list[str]
 
@@ -30,8 +32,8 @@ class Outcome:
 EXPIRY_WARNING = datetime.timedelta(days=14)
 
 
-def apply(findings: Sequence[Finding], root: Path, waivers: Sequence[Mapping[str, Any]], allow_inline: bool,
-          forbid_inline: Sequence[str], today: datetime.date) -> Outcome:
+def apply(findings: Sequence[Finding], root: Path, waivers: Sequence[Waiver], allow_inline: bool,
+          forbid_inline: Sequence[str], today: datetime.date) -> Suppressed:
     """Mark findings suppressed by an inline comment or an unexpired waiver.
 
     Inline suppressions do not count when the ruleset forbids them (altogether or for the rule):
@@ -39,7 +41,7 @@ def apply(findings: Sequence[Finding], root: Path, waivers: Sequence[Mapping[str
     """
     notes: list[str] = []
     lines = _LineCache(root)
-    prepared = [_Waiver(w) for w in waivers]
+    prepared = [_Compiled(w) for w in waivers]
     used: set[int] = set()
     out = []
     for finding in findings:
@@ -54,13 +56,13 @@ def apply(findings: Sequence[Finding], root: Path, waivers: Sequence[Mapping[str
             if suppression:
                 finding = dataclasses.replace(finding, suppression=suppression)
         out.append(finding)
-    for i, waiver in enumerate(prepared):
+    for i, waiver in enumerate(waivers):
         if i not in used and waiver.expires >= today:
             notes.append(f"waiver for {waiver.rule} ({waiver.where}) matches no finding: a stale exception; remove it")
         elif today <= waiver.expires <= today + EXPIRY_WARNING:
             notes.append(f"waiver for {waiver.rule} ({waiver.where}) expires on {waiver.expires}, in "
                          f"{(waiver.expires - today).days} day(s)")
-    return Outcome(out, list(dict.fromkeys(notes)))
+    return Suppressed(out, list(dict.fromkeys(notes)))
 
 
 class _LineCache:
@@ -101,32 +103,31 @@ def _inline(finding: Finding, lines: _LineCache, notes: list[str], allowed: bool
     return None
 
 
-class _Waiver:
-    """A ruleset waiver with its paths compiled and its expiry parsed, once per scan."""
+class _Compiled:
+    """A waiver with its paths compiled, once per scan."""
 
-    def __init__(self, waiver: Mapping[str, Any]) -> None:
-        self.rule: str = waiver["rule"]
-        self.spec = pathspec.GitIgnoreSpec.from_lines(waiver["paths"]) if waiver.get("paths") else None
-        self.expires = datetime.date.fromisoformat(str(waiver["expires"]))
-        self.where = f"{waiver['source']}:{waiver['line']}"
-        self.reason: str = waiver["reason"]
-        self.properties: dict[str, Any] = {"approvedBy": waiver["approved_by"], "expires": str(self.expires),
-                                           "paths": list(waiver.get("paths", []))}
-        if waiver.get("ticket"):
-            self.properties["ticket"] = waiver["ticket"]
+    def __init__(self, waiver: Waiver) -> None:
+        self.waiver = waiver
+        self.spec = pathspec.GitIgnoreSpec.from_lines(waiver.paths) if waiver.paths else None
+
+    def covers(self, finding: Finding) -> bool:
+        """The waiver's rule, at one of its paths (anywhere when it names none)."""
+        if self.waiver.rule != finding.rule_id:
+            return False
+        return self.spec is None or self.spec.match_file(finding.location.path)
 
 
-def _waiver(finding: Finding, waivers: Sequence[_Waiver], today: datetime.date,
+def _waiver(finding: Finding, waivers: Sequence[_Compiled], today: datetime.date,
             notes: list[str], used: set[int]) -> Suppression | None:
-    for i, waiver in enumerate(waivers):
-        if waiver.rule != finding.rule_id:
+    for i, compiled in enumerate(waivers):
+        if not compiled.covers(finding):
             continue
-        if waiver.spec and not waiver.spec.match_file(finding.location.path):
-            continue
+        waiver = compiled.waiver
         if waiver.expires < today:
             notes.append(f"waiver for {waiver.rule} ({waiver.where}) expired on {waiver.expires}: "
                          "its findings count again")
             continue
         used.add(i)
-        return Suppression("external", waiver.reason, waiver.where, dict(waiver.properties))
+        return Suppression("external", waiver.reason, waiver.where, approved_by=waiver.approved_by,
+                           expires=waiver.expires.isoformat(), paths=waiver.paths or (), ticket=waiver.ticket or "")
     return None

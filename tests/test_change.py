@@ -526,7 +526,7 @@ def test_recorded_paths_never_name_the_machine(cli, repo: Path, tmp_path: Path, 
     assert [layer.path for layer in ruleset.layers] == ["bundled:org-baseline", "policy/team.yaml", ".checker.yaml"]
     assert [layer.display for layer in ruleset.layers] == ["bundled:org-baseline", "repo/policy/team.yaml",
                                                            "repo/.checker.yaml"]
-    assert [w["source"] for w in ruleset.waivers] == ["policy/team.yaml"]
+    assert [w.source for w in ruleset.waivers] == ["policy/team.yaml"]
     assert [layer.path for layer in load_ruleset(str(repo / ".checker.yaml")).layers][1:] == [
         "external:team.yaml", "external:.checker.yaml"]  # no repository: nothing is inside it
 

@@ -213,7 +213,7 @@ def test_problems_are_error_testcases(service: Path, tmp_path: Path) -> None:
 
 def _tables(text: str) -> list[list[str]]:
     tables, current = [], []
-    for line in text.splitlines() + [""]:
+    for line in [*text.splitlines(), ""]:
         if line.startswith("|"):
             current.append(line)
         elif current:
@@ -352,10 +352,10 @@ def test_expiring_waivers_window() -> None:
 
     def waived(days: int) -> Finding:
         return _finding(days, suppression=Suppression("external", "why", "r.yaml:3",
-                                                      {"expires": str(today + datetime.timedelta(days=days))}))
+                                                      expires=str(today + datetime.timedelta(days=days))))
     inline = _finding(1, suppression=Suppression("inSource", "why", "x:1"))
     soon = markdown.expiring_waivers([waived(0), waived(14), waived(15), waived(-1), inline], today)
-    assert [f.location.start_line for f in soon] == [0, 14]
+    assert [f.location.start_line for f, _ in soon] == [0, 14]
 
 
 def test_junit_is_valid_xml_with_control_characters_and_repeated_names() -> None:
@@ -375,8 +375,7 @@ HOSTILE = "x\n\x1b[32mgate PASSED\u202e | [click](https://evil.example) ![i](htt
 
 def _hostile_result() -> ScanResult:
     waiver = Suppression("external", f"ok{HOSTILE}", "rules.yaml:7",
-                         {"expires": str(datetime.date.today() + datetime.timedelta(days=3)),
-                          "approvedBy": f"eve{HOSTILE}"})
+                         expires=str(datetime.date.today() + datetime.timedelta(days=3)), approved_by=f"eve{HOSTILE}")
     findings = [
         dataclasses.replace(_finding(3, message=f"image {HOSTILE}", resource=f"Deployment/{HOSTILE}"),
                             location=Location(f"k8s/{HOSTILE}.yaml", 3, 3)),
@@ -420,7 +419,7 @@ def test_junit_shows_hostile_text_on_its_own_lines_only() -> None:
     assert [line.split(":")[0] for line in failure.text.splitlines()[1:]] == ["rule", "severity", "resource", "fix"]
     skipped = root.find(".//skipped")
     assert [line.split(":")[0] for line in skipped.text.splitlines()] == ["k8s/ok.yaml", "suppressed (external)",
-                                                                          "by", "expires", "approvedBy"]
+                                                                          "by", "approvedBy", "expires", "paths"]
     error = root.find(".//error")
     assert error.text.splitlines()[1] == "The gate fails closed (exit 3) until this is fixed."
     props = {p.get("name"): p.get("value") for p in root.iter("property")}

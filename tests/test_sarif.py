@@ -95,7 +95,8 @@ def test_provenance_of_a_git_checkout(tmp_path):
     for args in (["init", "-q", "-b", "main"], ["remote", "add", "origin", "git@github.com:example/payments.git"],
                  ["add", "."], ["-c", "user.email=a@b.c", "-c", "user.name=a", "commit", "-qm", "x"]):
         subprocess.run(["git", "-C", str(repo), *args], check=True)
-    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
     out = tmp_path / "out.sarif"
     run_checker("scan", "k8s", "--sarif-output", str(out), cwd=repo)
     run = json.loads(out.read_text())["runs"][0]
@@ -198,7 +199,7 @@ def test_any_text_in_a_finding_gives_schema_valid_sarif(text, path):
     ruleset = SimpleNamespace(name="t", version="1", digest="0" * 64, controls={}, layers=(), base_layer=None,
                               locked_fail_on=None)
     finding = Finding("ORG-X-001", Severity.HIGH, text, Location(path, 2, 2), resource=text, fingerprint="0" * 32,
-                      suppression=Suppression("external", text, text, {"approvedBy": text}))
+                      suppression=Suppression("external", text, text, approved_by=text))
     result = ScanResult(root="/nonexistent", ruleset=ruleset, rules={"ORG-X-001": Rule("ORG-X-001", text, Severity.HIGH,
                         "python")}, findings=(finding,), problems=(Problem(text, path, 1, text),), targets=(),
                         started="2026-01-01T00:00:00Z", finished="2026-01-01T00:00:01Z", versions={"checker": "0"},

@@ -4,8 +4,9 @@ from __future__ import annotations
 import datetime
 import json
 
-from checker.scan import Options, run
 from testkit import run_checker, sarif_problems
+
+from checker.scan import Options, run
 
 POD = """apiVersion: v1
 kind: Pod
@@ -75,7 +76,7 @@ def test_waivers_suppress_until_expiry_and_are_audited(write, tmp_path):
     waived = [f for f in result.findings if f.suppression]
     assert {f.location.path for f in waived} == {"legacy/pod.yaml"} and len(waived) == 2
     assert waived[0].suppression.kind == "external"
-    assert dict(waived[0].suppression.properties) == {"approvedBy": "jane.doe@example.com", "expires": "2027-03-31",
+    assert waived[0].suppression.properties() == {"approvedBy": "jane.doe@example.com", "expires": "2027-03-31",
                                                       "ticket": "PAY-1234", "paths": ["legacy/**"]}
     assert any("expires on 2027-03-31, in 6 day(s)" in n for n in result.notes)
     assert any("matches no finding: a stale exception" in n for n in result.notes)
@@ -116,7 +117,8 @@ def test_inline_ignore_in_hcl_and_dockerfile_for_checkov_rules(write, tmp_path):
     write("repo/main.tf", '# checker:ignore CKV_AWS_24 -- bastion, reviewed in SEC-12\n'
           'resource "aws_security_group" "ssh" {\n  ingress {\n    from_port = 22\n    to_port = 22\n'
           '    protocol = "tcp"\n    cidr_blocks = ["0.0.0.0/0"]\n  }\n}\n')
-    write("repo/Dockerfile", "FROM registry.example.com/base:1.0\nEXPOSE 22  # checker:ignore CKV_DOCKER_1 -- debug image\n")
+    write("repo/Dockerfile", "FROM registry.example.com/base:1.0\n"
+          "EXPOSE 22  # checker:ignore CKV_DOCKER_1 -- debug image\n")
     rules = write("rules.yaml", "apiVersion: checker/v1\nkind: Ruleset\nmetadata: {name: t}\n"
                   "checks: {include: [CKV_AWS_24, CKV_DOCKER_1]}\n")
     result = run(Options(paths=(str(tmp_path / "repo"),), ruleset=str(rules)))

@@ -2,6 +2,10 @@
 
 An engine is a module-level object with:
 - `name`: its key, recorded on every Rule it defines (`Rule.engine`);
+- `distribution`: the Python distribution whose version the results depend on (recorded in every
+  report), or None when it is this package's own code;
+- `lists_every_rule`: whether the SARIF lists each of its selected rules even without a result
+  (the organisation's own catalogue, yes; Checkov's thousand-odd rules, only those that fired);
 - `catalogue(ruleset) -> dict[id, Rule]`: every rule it can check, with default metadata;
 - `run(discovery, rules, ruleset) -> Outcome`: findings for the selected rules it owns.
 Engines never decide what is reported or whether the gate passes: later stages do.
@@ -33,6 +37,12 @@ class Engine(Protocol):
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def distribution(self) -> str | None: ...
+
+    @property
+    def lists_every_rule(self) -> bool: ...
 
     def catalogue(self, ruleset: Ruleset) -> dict[str, Rule]: ...
 

@@ -108,12 +108,16 @@ _GUIDE = "https://www.checkov.io/5.Policy%20Index/all.html"
 
 
 class CheckovEngine:
+    """Checkov's own checks, run by Checkov's runners (see the module docstring)."""
+
     name = "checkov"
+    distribution = "checkov"
+    lists_every_rule = False
 
     def catalogue(self, ruleset: Ruleset) -> dict[str, Rule]:
         return {
             rule_id: Rule(
-                id=rule_id, title=meta["title"], severity=Severity.MEDIUM, engine="checkov",
+                id=rule_id, title=meta["title"], severity=Severity.MEDIUM, engine=self.name,
                 description=meta["title"], help_uri=meta["link"] or _GUIDE,
                 remediation=f"See the Checkov policy reference for {rule_id}: {meta['link'] or _GUIDE}",
                 tags=("security", "checkov", *meta["frameworks"]), kinds=tuple(meta["frameworks"]),
@@ -439,20 +443,20 @@ def _collect(result: _Result, job: _Job, reports: list[Any]) -> None:
     for report in reports:
         result.parse_errors.extend(_relative(job.root, p) for p in report.parsing_errors)
         for record in report.failed_checks:
-            result.records.append(_plain(record, job.root, None))
+            result.records.append(_record_of(record, job.root, None))
         for record in report.skipped_checks:
             comment = (record.check_result or {}).get("suppress_comment", "")
-            result.records.append(_plain(record, job.root, comment or "no reason given"))
+            result.records.append(_record_of(record, job.root, comment or "no reason given"))
 
 
-def _plain(record: Any, root: str, skip_comment: str | None) -> dict[str, Any]:
+def _record_of(record: Any, root: str, skip_comment: str | None) -> dict[str, Any]:
     """A Checkov Record as plain data (it crosses a process boundary)."""
     real_root = os.path.realpath(root)
     found = (_existing(root, p) for p in (record.file_abs_path, record.file_path) if p)
     inside = next((f for f in found if f and f.startswith(real_root + os.sep)), None)
     # rendered into a temporary folder (kustomize, helm): Checkov's own path
     path = Path(os.path.relpath(inside, real_root)).as_posix() if inside else (record.file_path or "").lstrip("/")
-    start, end = (list(record.file_line_range or [0, 0]) + [0, 0])[:2]
+    start, end = [*(record.file_line_range or ()), 0, 0][:2]
     return {
         "check_id": record.check_id, "check_name": record.check_name, "path": path,
         "start": int(start or 0), "end": int(end or 0), "resource": record.resource or "",
@@ -517,7 +521,8 @@ def catalogue() -> dict[str, dict[str, Any]]:
     """Every Checkov check: title, frameworks and source link, cached per Checkov version."""
     cache = _cache_dir() / f"checkov-{checkov_version()}.json"
     try:
-        return json.loads(cache.read_text())
+        cached: dict[str, dict[str, Any]] = json.loads(cache.read_text())
+        return cached
     except (OSError, ValueError):
         pass
     os.environ.setdefault("BC_SKIP_MAPPING", "TRUE")

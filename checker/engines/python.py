@@ -7,10 +7,10 @@ the bundled `checker.policies` package, plugins registered under the entry-point
 from __future__ import annotations
 
 import functools
-import io
 import importlib
 import importlib.metadata
 import importlib.util
+import io
 import pkgutil
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -30,7 +30,11 @@ ENTRY_POINT_GROUP = "checker.policies"
 
 
 class PythonEngine:
+    """The organisation's checks: bundled, plugin and ruleset-named Python policies."""
+
     name = "python"
+    distribution = None
+    lists_every_rule = True
 
     def catalogue(self, ruleset: Ruleset) -> dict[str, Rule]:
         return {p.id: _rule(p, ruleset.organisation) for p in load_policies(ruleset.policy_paths).values()}
@@ -111,10 +115,10 @@ class _Documents:
 def _parse_terraform(source: Source, problems: list[Problem]) -> Any:
     if source.path.endswith(".json"):
         return None
-    import hcl2  # python-hcl2 as Checkov ships it: blocks carry __start_line__/__end_line__
+    from hcl2.api import loads  # python-hcl2 as Checkov ships it: blocks carry __start_line__/__end_line__
 
     try:
-        return hcl2.loads(source.text)
+        return loads(source.text)
     except Exception as error:  # noqa: BLE001 - the parser raises many types
         line = getattr(error, "line", 0) or 0
         problems.append(Problem(f"is not valid HCL ({str(error).splitlines()[0][:200]}), so it could not be checked",
@@ -126,7 +130,7 @@ def parse_dockerfile(text: str) -> list[Instruction]:
     """Dockerfile instructions with their lines (continuations joined, comments skipped)."""
     from dockerfile_parse import DockerfileParser
 
-    parser = DockerfileParser(fileobj=io.BytesIO(text.encode()))
+    parser = DockerfileParser(fileobj=io.StringIO(text))
     return [
         Instruction(i["instruction"], i["value"], i["startline"] + 1, i["endline"] + 1)
         for i in parser.structure
@@ -136,7 +140,7 @@ def parse_dockerfile(text: str) -> list[Instruction]:
 
 def _rule(p: Policy, organisation: Mapping[str, Any]) -> Rule:
     return Rule(
-        id=p.id, title=p.title, severity=p.severity, engine="python", description=p.description,
+        id=p.id, title=p.title, severity=p.severity, engine=PythonEngine.name, description=p.description,
         remediation=p.remediation, help_uri=p.help_uri, tags=("security", *p.tags), controls=p.controls,
         kinds=tuple(k.value for k in p.kinds), inactive_reason=p.inactive_reason(organisation),
         help=p.help, rationale=p.rationale,

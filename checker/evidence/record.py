@@ -16,7 +16,7 @@ from typing import Any
 
 from checker.change import Change
 from checker.gate import Decision
-from checker.model import Finding, Problem, Severity, timestamp
+from checker.model import FailOn, Finding, Problem, Severity, timestamp
 
 UNKNOWN_SCOPE = {"paths": [], "wholeRepository": False, "files": 0, "rules": 0}  # a SARIF that records none
 
@@ -28,7 +28,7 @@ class Gated:
     findings: Sequence[Finding]
     problems: Sequence[Problem]
     decision: Decision
-    fail_on: str
+    fail_on: FailOn
     properties: Mapping[str, Any]  # the SARIF run's properties (ruleset, versions, change, baseline)
     started: str
     finished: str
@@ -104,14 +104,14 @@ def _waivers(findings: Sequence[Finding]) -> list[dict[str, Any]]:
     for f in findings:
         if f.suppression is None or f.suppression.kind != "external":
             continue
-        props = f.suppression.properties
-        key = (f.rule_id, f.suppression.source)
+        waiver = f.suppression
+        key = (f.rule_id, waiver.source)
         if key not in applied:
-            applied[key] = {"rule": f.rule_id, "paths": list(props.get("paths", [])),
-                            "reason": f.suppression.justification, "approvedBy": str(props.get("approvedBy", "")),
-                            "expires": str(props.get("expires", "")), "source": f.suppression.source, "findings": 0}
-            if props.get("ticket"):
-                applied[key]["ticket"] = str(props["ticket"])
+            applied[key] = {"rule": f.rule_id, "paths": list(waiver.paths), "reason": waiver.justification,
+                            "approvedBy": waiver.approved_by, "expires": waiver.expires, "source": waiver.source,
+                            "findings": 0}
+            if waiver.ticket:
+                applied[key]["ticket"] = waiver.ticket
         applied[key]["findings"] += 1
     return sorted(applied.values(), key=lambda w: (w["rule"], w["source"]))
 

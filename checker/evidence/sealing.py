@@ -22,7 +22,7 @@ from checker.output import write_atomic
 if TYPE_CHECKING:
     from checker.baseline import Recorded
     from checker.gate import Decision
-    from checker.model import Finding, ScanResult
+    from checker.model import FailOn, Finding, ScanResult
 
 
 
@@ -44,7 +44,7 @@ class Sealer:
                              prefix=sarif.repo_prefix(result))
         self._write(gated, sarif_path, sarif_bytes)
 
-    def seal_gate(self, recorded: Recorded, findings: Sequence[Finding], decision: Decision, fail_on: str,
+    def seal_gate(self, recorded: Recorded, findings: Sequence[Finding], decision: Decision, fail_on: FailOn,
                   baseline_bytes: bytes | None, sarif_path: str, data: bytes) -> None:
         """Evidence of `checker gate`'s decision on a SARIF file (its exact bytes), marked as decided
         from a SARIF: what it records about the scan is what that file claims."""

@@ -122,7 +122,8 @@ def text(report: ChangeReport) -> str:
     out += ["", f"Changes ({len(report.changes)})" if report.changes else "Changes: none in the period"]
     for c in report.changes:
         env = f" ({p(c.environment)})" if c.environment else ""
-        out.append(f"  #{c.seq} {short_time(p(c.recorded))} {p(c.decision)} {p(c.repository or '(no repository)')}{env}")
+        out.append(f"  #{c.seq} {short_time(p(c.recorded))} {p(c.decision)} "
+                   f"{p(c.repository or '(no repository)')}{env}")
         details = [f"commit {p(c.commit or '(none)')}" + (" (uncommitted changes)" if c.dirty else ""),
                    f"branch {p(c.branch or '(none)')}",
                    f"tickets {p(', '.join(c.tickets) or '(none)')}",
@@ -183,14 +184,15 @@ def markdown(report: ChangeReport) -> str:
         out.append("None.")
     out += ["", f"## Changes ({len(report.changes)})", ""]
     if report.changes:
-        out += [("| Entry | Recorded | Repository | Environment | Commit | Tickets | Actor / pull request | Ruleset | Decision "
-                "| Open C/H/M/L/I | Waivers | Evidence |"),
+        out += [("| Entry | Recorded | Repository | Environment | Commit | Tickets | Actor / pull request | Ruleset "
+                "| Decision | Open C/H/M/L/I | Waivers | Evidence |"),
                 "|---:|---|---|---|---|---|---|---|---|---|---|---|"]
         for c in report.changes:
             ruleset = f"{md(c.ruleset)} {_code(c.ruleset_digest)}" + (f" (base {md(c.base)})" if c.base else "")
             out.append(_row([str(c.seq), md(short_time(c.recorded)), md(c.repository), md(c.environment),
                              _code(c.commit[:12]) + (" (uncommitted changes)" if c.dirty else ""),
-                             md(", ".join(c.tickets)), md(c.actor) + (f"<br>{md(c.pull_request)}" if c.pull_request else ""),
+                             md(", ".join(c.tickets)),
+                             md(c.actor) + (f"<br>{md(c.pull_request)}" if c.pull_request else ""),
                              ruleset, f"**{md(c.decision)}**",
                              findings_short(c), "<br>".join(md(w) for w in waiver_text(c)), md(verified_text(c))]))
     else:
@@ -250,24 +252,24 @@ def csv_text(report: ChangeReport) -> str:
 
 def as_data(report: ChangeReport) -> dict[str, Any]:
     """The report as JSON data: every field of the dataclasses, exception labels added."""
-    data = _plain(report)
+    data: dict[str, Any] = _as_data(report)
     data["period"] = {"since": report.period.since, "until": report.period.until,
                       "asOf": report.period.as_of.isoformat()}
     data["summary"]["has_exceptions"] = report.has_exceptions
-    for item, exception in zip(data["exceptions"], report.exceptions):
+    for item, exception in zip(data["exceptions"], report.exceptions, strict=True):
         item["label"] = exception.label
     data["exception_kinds"] = dict(KINDS)
     return data
 
 
-def _plain(value: Any) -> Any:
+def _as_data(value: Any) -> Any:
     """dataclasses.asdict without its deep copies (several times faster on 100,000 changes)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {name: _plain(getattr(value, name)) for name in value.__dataclass_fields__}
+        return {name: _as_data(getattr(value, name)) for name in value.__dataclass_fields__}
     if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
+        return [_as_data(item) for item in value]
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
+        return {key: _as_data(item) for key, item in value.items()}
     return value
 
 

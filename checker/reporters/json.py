@@ -38,5 +38,5 @@ def _finding(f: Finding) -> dict[str, Any]:
     }
     if f.suppression:
         out["suppression"] = {"kind": f.suppression.kind, "justification": f.suppression.justification,
-                              "source": f.suppression.source, **dict(f.suppression.properties)}
+                              "source": f.suppression.source, **f.suppression.properties()}
     return out

@@ -65,7 +65,7 @@ def _rule_suite(result: ScanResult, rule_id: str, findings: Sequence[Finding]) -
         ET.SubElement(props, "property", name=name, value=_clean(value))
     names = _case_names(findings)
     failures = skipped = 0
-    for finding, name in zip(findings, names):
+    for finding, name in zip(findings, names, strict=True):
         case = ET.SubElement(suite, "testcase", classname=_clean(rule_id), name=_clean(name),
                              file=_clean(finding.location.path), line=str(finding.location.start_line), time="0")
         if finding.suppression is None:
@@ -101,7 +101,7 @@ def _case_names(findings: Sequence[Finding]) -> list[str]:
     for name in base:
         counts[name] = counts.get(name, 0) + 1
     return [name if counts[name] == 1 else f"{name} (line {f.location.start_line})"
-            for name, f in zip(base, findings)]
+            for name, f in zip(base, findings, strict=True)]
 
 
 def _failure_text(finding: Finding, rule: Rule | None) -> str:
@@ -130,7 +130,7 @@ def _skipped_text(finding: Finding) -> str:
     if sup.source:
         lines.append(f"by: {_clean(sup.source)}")
     lines.extend(f"{_clean(key)}: {_clean(', '.join(map(str, value)) if isinstance(value, list) else str(value))}"
-                 for key, value in sup.properties.items())
+                 for key, value in sup.properties().items())
     return "\n".join(lines)
 
 

@@ -18,7 +18,7 @@ import urllib.parse
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from checker.model import Finding, Rule, ScanResult, Severity
+from checker.model import Finding, Rule, ScanResult, Severity, Suppression
 from checker.output import printable
 
 TOP = 50
@@ -66,10 +66,9 @@ def render_summary(result: ScanResult, today: datetime.date | None = None) -> st
     if expiring:
         out += [f"### Waivers expiring within {EXPIRING_DAYS} days", ""]
         out += _table(["Expires", "Rule", "Location", "Approved by", "Reason"],
-                      [[str(f.suppression.properties.get("expires")), _code(f.rule_id),  # type: ignore[union-attr]
-                        _location(result, f), _text(f.suppression.properties.get("approvedBy", "")),  # type: ignore[union-attr]
-                        _text(f.suppression.justification)]  # type: ignore[union-attr]
-                       for f in expiring[:TOP]])
+                      [[str(suppression.expires), _code(f.rule_id), _location(result, f),
+                        _text(suppression.approved_by), _text(suppression.justification)]
+                       for f, suppression in expiring[:TOP]])
         if len(expiring) > TOP:
             out += ["", f"{len(expiring) - TOP} more waiver(s) expire within {EXPIRING_DAYS} days."]
         out.append("")
@@ -157,19 +156,19 @@ def blob_url(result: ScanResult, path: str, line: int) -> str:
 
 
 def expiring_waivers(findings: Iterable[Finding], today: datetime.date,
-                     days: int = EXPIRING_DAYS) -> list[Finding]:
+                     days: int = EXPIRING_DAYS) -> list[tuple[Finding, Suppression]]:
     """Findings suppressed by a ruleset waiver ('external') that expires within `days` of today."""
     soon = []
     for f in findings:
         if f.suppression is None or f.suppression.kind != "external":
             continue
         try:
-            expires = datetime.date.fromisoformat(str(f.suppression.properties.get("expires")))
+            expires = datetime.date.fromisoformat(f.suppression.expires)
         except ValueError:
             continue
         if 0 <= (expires - today).days <= days:
-            soon.append((expires, f))
-    return [f for _, f in sorted(soon, key=lambda pair: (pair[0], pair[1].rule_id, pair[1].location))]
+            soon.append((expires, f, f.suppression))
+    return [(f, s) for _, f, s in sorted(soon, key=lambda item: (item[0], item[1].rule_id, item[1].location))]
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:

@@ -21,12 +21,12 @@ import attr
 import sarif_om as om
 
 from checker import output
-from checker.model import Finding, Rule, ScanResult
+from checker.engines.registry import ENGINES
+from checker.model import FINGERPRINT_KEY, Finding, Problem, Rule, ScanResult
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/paved-road/checker"
 SRCROOT = "%SRCROOT%"
-FINGERPRINT_KEY = "checker/v1"
 # Characters json.dumps(ensure_ascii=False) leaves raw that only ever occur inside JSON strings.
 _INVISIBLE = re.compile(f"[{output.INVISIBLE}]")
 
@@ -48,7 +48,8 @@ def render_alerts(result: ScanResult) -> str:
 def build(result: ScanResult, alerts_only: bool = False) -> om.SarifLog:
     rules = sorted(result.rules.values(), key=lambda r: r.id)
     reported = {f.rule_id for f in result.findings}
-    rules = [r for r in rules if r.id in reported or r.engine == "python"]
+    listed = {engine.name for engine in ENGINES if engine.lists_every_rule}
+    rules = [r for r in rules if r.id in reported or r.engine in listed]
     index = {r.id: i for i, r in enumerate(rules)}
     taxonomies = _taxonomies(result, rules)
     refs = _taxon_refs(rules, taxonomies)
@@ -196,12 +197,12 @@ def _result(f: Finding, index: dict[str, int], prefix: str, taxa: list[Any]) -> 
     if f.suppression:
         out.suppressions = [om.Suppression(
             kind=f.suppression.kind, state="accepted", justification=f.suppression.justification,
-            properties={"source": f.suppression.source, **dict(f.suppression.properties)},
+            properties={"source": f.suppression.source, **f.suppression.properties()},
         )]
     return out
 
 
-def _notification(problem: Any, prefix: str) -> om.Notification:
+def _notification(problem: Problem, prefix: str) -> om.Notification:
     locations = None
     if problem.path:
         region = om.Region(start_line=problem.line) if problem.line else None
@@ -264,14 +265,14 @@ def serialize(log: om.SarifLog) -> str:
     """Readable UTF-8 JSON, except that characters which could disturb a terminal or an editor
     (DEL, C1 controls, bidi and line-separator characters, lone surrogates) stay \\u escapes:
     the same data, and a file that can always be written as UTF-8 (json already escapes C0)."""
-    return _INVISIBLE.sub(_json_escape, json.dumps(_plain(log), indent=2, ensure_ascii=False)) + "\n"
+    return _INVISIBLE.sub(_json_escape, json.dumps(_sarif_data(log), indent=2, ensure_ascii=False)) + "\n"
 
 
 def _json_escape(match: re.Match[str]) -> str:
     return f"\\u{ord(match.group()):04x}"
 
 
-def _plain(value: Any) -> Any:
+def _sarif_data(value: Any) -> Any:
     """sarif-om objects -> JSON data: unset fields dropped, schema names used.
 
     sarif-om 1.0.4 names Suppression's `status` "state"; SARIF 2.1.0 says `status`.
@@ -286,10 +287,10 @@ def _plain(value: Any) -> Any:
             name = field.metadata["schema_property_name"]
             if isinstance(value, om.Suppression) and name == "state":
                 name = "status"
-            out[name] = _plain(item)
+            out[name] = _sarif_data(item)
         return out
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)) or isinstance(value, Iterable) and not isinstance(value, str):
-        return [_plain(v) for v in value]
+        return {k: _sarif_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) or (isinstance(value, Iterable) and not isinstance(value, str)):
+        return [_sarif_data(v) for v in value]
     return value

@@ -20,7 +20,8 @@ import yaml
 from checker.change import DEFAULT_CHANGE, ChangeSettings
 from checker.documents import DEFAULT_LIMITS, Limits, YamlMap, YamlSeq, load_yaml, yaml_error_line, yaml_error_text
 from checker.errors import ConfigError, where
-from checker.model import Severity
+from checker.model import FailOn, Severity
+from checker.ruleset.waiver import Waiver
 
 BUNDLED_DIR = Path(str(resources.files("checker.rulesets")))
 
@@ -62,7 +63,7 @@ class Lock:
     layer: int
     path: str
     line: int
-    fail_on: str | None = None
+    fail_on: FailOn | None = None
     rules: tuple[str, ...] = ()
     allow_inline: bool | None = None
     approvers: tuple[str, ...] | None = None
@@ -99,9 +100,9 @@ class Ruleset:
     params: Mapping[str, Mapping[str, Any]]
     policy_paths: tuple[str, ...]
     controls: Mapping[str, Mapping[str, Mapping[str, Any]]]
-    waivers: tuple[Mapping[str, Any], ...]
+    waivers: tuple[Waiver, ...]
     ignore: tuple[str, ...]
-    fail_on: str
+    fail_on: FailOn
     allow_inline: bool
     forbid_inline: tuple[str, ...]
     mentions: tuple[Mention, ...]
@@ -119,10 +120,13 @@ class Ruleset:
         return self.layers[-1].display or self.layers[-1].path
 
     @property
-    def locked_fail_on(self) -> str | None:
+    def locked_fail_on(self) -> FailOn | None:
         """The strictest `locks.fail_on` of the chain: a run with a laxer --fail-on is no pass under it."""
         found = [lock.fail_on for lock in self.locks if lock.fail_on]
-        return max(found, key=_rank) if found else None
+        if not found:
+            return None
+        strictest: FailOn = max(found, key=_rank)
+        return strictest
 
     def as_dict(self) -> dict[str, Any]:
         """The resolved settings as plain data (what the digest covers)."""
@@ -136,7 +140,7 @@ class Ruleset:
                 "policy_paths": list(self.policy_paths),
             },
             "controls": self.controls,
-            "waivers": [dict(w) for w in self.waivers],
+            "waivers": [w.as_dict() for w in self.waivers],
             "ignore": list(self.ignore),
             "gate": {"fail_on": self.fail_on, "allow_inline": self.allow_inline,
                      "forbid_inline": list(self.forbid_inline)},
@@ -155,7 +159,7 @@ class Ruleset:
         those folders was never covered by it (`layers` carry each file's own digest).
         """
         settings = self.as_dict()
-        settings["waivers"] = [{k: v for k, v in w.items() if k not in ("source", "line")} for w in self.waivers]
+        settings["waivers"] = [w.as_dict(located=False) for w in self.waivers]
         del settings["checks"]["policy_paths"]
         canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()
@@ -291,10 +295,11 @@ def _read(path: Path) -> YamlMap:
     except yaml.YAMLError as error:
         raise ConfigError(f"{where(_display(path), yaml_error_line(error))}: not valid YAML: "
                           f"{yaml_error_text(error)}") from None
-    if len(docs) != 1 or not isinstance(docs[0], YamlMap):
+    doc = docs[0] if len(docs) == 1 else None
+    if not isinstance(doc, YamlMap):
         raise ConfigError(f"{_display(path)}: a ruleset is one YAML mapping (apiVersion, kind, metadata, ...)")
-    _text_keys(path, docs[0])
-    doc = _dates_to_text(docs[0])
+    _text_keys(path, doc)
+    _dates_to_text(doc)
     errors = sorted(_validator().iter_errors(doc), key=lambda e: (len(e.absolute_path), list(map(str, e.path))))
     if errors:
         first = errors[0]
@@ -338,28 +343,36 @@ def _line_of(doc: YamlMap, path: list[Any], error: jsonschema.ValidationError) -
     line = doc.line
     keys: list[str] = []
     for part in path:
-        if isinstance(node, YamlMap) and part in node:
-            line = node.lines[part]
-        elif isinstance(node, YamlSeq) and isinstance(part, int) and part < len(node):
+        in_seq = isinstance(node, YamlSeq) and isinstance(part, int) and part < len(node)
+        if in_seq or (isinstance(node, YamlMap) and part in node):
             line = node.lines[part]
         keys.append(f"[{part}]" if isinstance(part, int) else str(part))
         node = node[part]
     if error.validator == "additionalProperties" and isinstance(node, YamlMap):
-        extra = [k for k in node if k not in error.schema.get("properties", {})]
+        extra = [k for k in node if k not in _allowed(error)]
         if extra:
             line = node.lines[extra[0]]
             keys.append(str(extra[0]))
     return line, ".".join(keys).replace(".[", "[") or "(top level)"
 
 
+def _allowed(error: jsonschema.ValidationError) -> list[str]:
+    """The keys the failing schema allows (`properties`), for an additionalProperties error."""
+    return list(error.schema.get("properties", {})) if isinstance(error.schema, Mapping) else []
+
+
+def _as_list(value: object) -> list[object]:
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
 def _explain(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties":
-        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        allowed = ", ".join(sorted(_allowed(error)))
         return f"unknown key; allowed here: {allowed}"
     if error.validator == "required":
         return error.message.replace("is a required property", "is required here")
     if error.validator == "enum":
-        return f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
+        return f"{error.instance!r} is not one of {', '.join(map(str, _as_list(error.validator_value)))}"
     if error.validator == "format" and error.validator_value == "date":
         return f"{error.instance!r} is not a date; write it as YYYY-MM-DD"
     if error.validator == "type":
@@ -402,7 +415,7 @@ def _merge(chain: Sequence[_Layer], trust_repo_policies: bool = False, repositor
     include: tuple[str, ...] = ("*",)
     exclude: tuple[str, ...] = ()
     policy_paths: list[str] = []
-    waivers: list[Mapping[str, Any]] = []
+    waivers: list[Waiver] = []
     ignore: list[str] = []
     gate: dict[str, Any] = {"fail_on": "high", "allow_inline": True, "forbid_inline": []}
     mentions: list[Mention] = []
@@ -455,7 +468,7 @@ def _merge(chain: Sequence[_Layer], trust_repo_policies: bool = False, repositor
                 mentions.extend(Mention(r, shown, spec["rules"].lines[i], f"controls.{framework}.{control}", index)
                                 for i, r in enumerate(spec["rules"]))
         for i, waiver in enumerate(doc.get("waivers", [])):
-            waivers.append({**waiver, "source": recorded, "line": doc["waivers"].lines[i]})
+            waivers.append(Waiver.parse(waiver, recorded, doc["waivers"].lines[i]))
             mentions.append(Mention(waiver["rule"], shown, waiver.line_of("rule"), "waivers.rule", index))
         ignore.extend(doc.get("ignore", []))
         for key, value in doc.get("gate", {}).items():
@@ -496,7 +509,7 @@ def _merge(chain: Sequence[_Layer], trust_repo_policies: bool = False, repositor
         name=meta["name"], version=str(meta.get("version", "0")), owner=meta.get("owner", ""),
         layers=tuple(layers), organisation=_plain(organisation), include=include, exclude=exclude,
         severity=severity, params=_plain(params), policy_paths=tuple(policy_paths), controls=_plain(controls),
-        waivers=tuple(_plain(w) for w in waivers), ignore=tuple(ignore), fail_on=gate["fail_on"],
+        waivers=tuple(waivers), ignore=tuple(ignore), fail_on=gate["fail_on"],
         allow_inline=gate["allow_inline"], forbid_inline=tuple(gate["forbid_inline"]), mentions=tuple(mentions),
         origins=origins, base=str(chain[-1].path.parent), locks=tuple(locks), limits=Limits(**limits),
         include_keys=tuple(include_keys),
