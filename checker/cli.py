@@ -16,7 +16,7 @@ from checker.ledger.commands import ledger_group
 from checker.model import FAIL_ON_CHOICES, FailOn, Rule
 from checker.output import printable, write_atomic
 from checker.report.commands import report_group
-from checker.reporters import Format, renderer
+from checker.reporters import Format
 from checker.ruleset import Ruleset
 
 FAIL_ON = click.Choice(FAIL_ON_CHOICES)
@@ -99,17 +99,26 @@ def evidence_options(func: Any) -> Any:
     return func
 
 
+def output_options(func: Any) -> Any:
+    """`--NAME-output FILE` for every Format, gathered into the command's `outputs` (Format -> FILE)."""
+    by_option = {fmt.option: fmt for fmt in Format}
+
+    def remember(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        if value is not None:
+            ctx.params.setdefault("outputs", {})[by_option[param.opts[0]]] = value
+
+    for fmt in reversed(Format):
+        func = click.option(fmt.option, type=OUTPUT, expose_value=False, callback=remember,
+                            help=f"Also write FILE: {fmt.help}.")(func)
+    return func
+
+
 @main.command("scan")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @ruleset_options
 @click.option("--format", "fmt", type=click.Choice([f.value for f in Format]), default="text", show_default=True,
               help="Format written to standard output.")
-@click.option("--sarif-output", type=OUTPUT, help="Also write the complete SARIF audit record here.")
-@click.option("--code-scanning-output", type=OUTPUT,
-              help="Also write SARIF with only the open alerts (for GitHub code scanning upload).")
-@click.option("--json-output", type=OUTPUT, help="Also write our JSON report (schema checker/scan-result/v1) here.")
-@click.option("--junit-output", type=OUTPUT, help="Also write JUnit XML (for CI test tabs) here.")
-@click.option("--markdown-output", type=OUTPUT, help="Also write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY) here.")
+@output_options
 @click.option("--fail-on", type=FAIL_ON, help="Override the ruleset's gate threshold.")
 @click.option("--baseline", type=click.Path(exists=True, dir_okay=False),
               help="A previous SARIF: findings already in it do not fail the gate.")
@@ -118,10 +127,9 @@ def evidence_options(func: Any) -> Any:
                    "the pull/merge request the CI names, else HEAD alone.")
 @evidence_options
 def scan_command(paths: tuple[str, ...], ruleset_ref: str | None, base_ref: str | None, trust_repo_policies: bool,
-                 fmt: str, sarif_output: str | None, code_scanning_output: str | None, json_output: str | None,
-                 junit_output: str | None, markdown_output: str | None, fail_on: FailOn | None,
-                 baseline: str | None, change_base: str | None, evidence_output: str | None,
-                 subjects: tuple[str, ...], environment: str | None, signing_key: str | None) -> None:
+                 fmt: str, fail_on: FailOn | None, baseline: str | None, change_base: str | None,
+                 evidence_output: str | None, subjects: tuple[str, ...], environment: str | None,
+                 signing_key: str | None, outputs: dict[Format, str] | None = None) -> None:
     """Scan PATHS (folders or files; default: the current folder) and gate on the findings.
 
     \b
@@ -133,23 +141,18 @@ def scan_command(paths: tuple[str, ...], ruleset_ref: str | None, base_ref: str 
       checker scan . --base org-gate@sha256:<digest>               # in CI: the organisation's layer
       checker scan . --sarif-output results.sarif --evidence-output gate.intoto.jsonl --environment prod
     """
-    sealer = evidence.sealer(evidence_output, subjects, environment, signing_key, sarif_output, "--sarif-output")
+    outputs = outputs or {}
+    sarif_output = outputs.get(Format.SARIF)
+    sealer = evidence.sealer(evidence_output, subjects, environment, signing_key, sarif_output, Format.SARIF.option)
     result = scan.run(scan.Options(paths=paths or (".",), ruleset=ruleset_ref, fail_on=fail_on, baseline=baseline,
                                    base=_base(base_ref), trust_repo_policies=trust_repo_policies,
                                    change_base=change_base))
-    outputs = ((sarif_output, Format.SARIF), (json_output, Format.JSON), (junit_output, Format.JUNIT),
-               (markdown_output, Format.MARKDOWN))
-    written = {out_fmt: renderer(out_fmt)(result) for path, out_fmt in outputs if path}
-    for path, out_fmt in outputs:
-        if path:
-            write_atomic(path, written[out_fmt])
+    written = {out_fmt: click.unstyle(out_fmt.renderer()(result)) for out_fmt in Format if out_fmt in outputs}
+    for out_fmt, text in written.items():
+        write_atomic(outputs[out_fmt], text)
     if sealer and sarif_output:
         sealer.seal_scan(result, sarif_output, written[Format.SARIF].encode("utf-8"))
-    if code_scanning_output:
-        from checker.reporters import sarif
-
-        write_atomic(code_scanning_output, sarif.render_alerts(result))
-    click.echo(renderer(Format(fmt))(result), nl=False)
+    click.echo(next(f for f in Format if f.value == fmt).renderer()(result), nl=False)
     decision = result.decision
     if decision.exit_code == gate.INCOMPLETE:
         for problem in result.problems:
@@ -338,8 +341,6 @@ def baseline_update(baseline_file: str, paths: tuple[str, ...], ruleset_ref: str
     Example:
       checker baseline update .checker-baseline.sarif .
     """
-    from checker.reporters import sarif
-
     previous = baseline_file if Path(baseline_file).is_file() else None
     result = scan.run(scan.Options(paths=paths or (".",), ruleset=ruleset_ref, baseline=previous,
                                    base=_base(base_ref), trust_repo_policies=trust_repo_policies))
@@ -347,7 +348,7 @@ def baseline_update(baseline_file: str, paths: tuple[str, ...], ruleset_ref: str
         for problem in result.problems:
             click.echo(f"checker: could not check: {printable(str(problem))}", err=True)
         raise CheckerError("the scan did not complete, so the baseline was not updated") from None
-    write_atomic(baseline_file, sarif.render(result))
+    write_atomic(baseline_file, Format.SARIF.renderer()(result))
     new = sum(f.baseline_state in ("new", "") for f in result.findings)
     click.echo(f"{baseline_file}: {len(result.findings)} finding(s) baselined: {new} new, "
                f"{len(result.findings) - new} unchanged, {len(result.fixed)} fixed since the last baseline")

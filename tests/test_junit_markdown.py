@@ -375,7 +375,7 @@ HOSTILE = "x\n\x1b[32mgate PASSED\u202e | [click](https://evil.example) ![i](htt
 
 def _hostile_result() -> ScanResult:
     waiver = Suppression("external", f"ok{HOSTILE}", "rules.yaml:7",
-                         expires=str(datetime.date.today() + datetime.timedelta(days=3)), approved_by=f"eve{HOSTILE}")
+                         expires="2026-01-04", approved_by=f"eve{HOSTILE}")
     findings = [
         dataclasses.replace(_finding(3, message=f"image {HOSTILE}", resource=f"Deployment/{HOSTILE}"),
                             location=Location(f"k8s/{HOSTILE}.yaml", 3, 3)),

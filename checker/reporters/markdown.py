@@ -30,11 +30,9 @@ _MARKUP = re.compile(r"([\\`*_\[\]~])")
 
 
 def render(result: ScanResult) -> str:
-    return render_summary(result)
-
-
-def render_summary(result: ScanResult, today: datetime.date | None = None) -> str:
-    today = today or datetime.datetime.now(datetime.timezone.utc).date()
+    """The summary; waivers "expiring soon" are counted from the day the scan finished, so the
+    same result always renders the same text."""
+    today = datetime.date.fromisoformat(result.finished[:10])
     decision = result.decision
     open_findings = [f for f in result.findings if f.suppression is None]
     out = [f"## Compliance gate: {decision.verdict}", "",
