@@ -1,11 +1,12 @@
 # The two commands: `make scan` (set up, then scan the bundled example repository) and `make test`.
+# `make test` runs `make lint` first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 MULTITOOL_VERSION := 5.7.0
 MULTITOOL := .tools/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool
 
-.PHONY: scan test bench tools clean
+.PHONY: scan lint test bench tools clean
 
 $(BIN)/checker: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +29,13 @@ $(MULTITOOL):
 
 tools: $(MULTITOOL)
 
-test: $(BIN)/checker $(MULTITOOL)
+# ruff's rules and mypy's strictness are set in pyproject.toml; the last line proves there is no import cycle.
+lint: $(BIN)/checker
+	$(BIN)/ruff check checker policies tests bench tools
+	$(BIN)/mypy
+	$(BIN)/ruff analyze graph --no-type-checking-imports checker policies | $(BIN)/python tools/import_cycles.py
+
+test: lint $(BIN)/checker $(MULTITOOL)
 	$(BIN)/python -m pytest -q
 
 bench: $(BIN)/checker

@@ -141,7 +141,7 @@ def measure(cmd: list[str], *, env: dict[str, str], cwd: Path, timeout: float, s
             stdout_path: Path | None = None) -> dict[str, Any]:
     """Run `cmd` once in a fresh process (its own session) and measure it."""
     timefile = Path(tempfile.mkstemp(prefix="bench-time-")[1])
-    errfile = tempfile.TemporaryFile()
+    errfile = tempfile.TemporaryFile()  # noqa: SIM115 - closed below, once read
     use_time = os.access(GNU_TIME, os.X_OK)
     full = [GNU_TIME, "-f", "%e %M %U %S", "-o", str(timefile), *cmd] if use_time else cmd
     out = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL  # noqa: SIM115
@@ -241,8 +241,8 @@ class WarmServer:
         if not _listening(self.path):
             self.path.unlink(missing_ok=True)  # a stale socket file left by a killed server
             self.proc = subprocess.Popen([python, "-m", "checker.warm", str(self.path)],
-                                         env=self.env, cwd=tempfile.gettempdir(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL, start_new_session=True)
+                                         env=self.env, cwd=tempfile.gettempdir(), stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         else:
             self.note = "an already running warm server was used"
         deadline = time.monotonic() + wait
@@ -591,7 +591,7 @@ def print_precommit(data: dict[str, Any]) -> None:
     for src_rel, runs in data["files"].items():
         o, w, a, c = (_med(runs.get(k, []), "wall") for k in ("ours", "ours_warm", "ours_all", "checkov"))
 
-        def ratio(x: float | None) -> str:
+        def ratio(x: float | None, c: float | None = c) -> str:
             return _fmt(x / c if x and c else None, 2)
 
         print(f"| {src_rel} | {_fmt(o, 2)} | {_fmt(w, 2)} | {_fmt(a, 2)} | {_fmt(c, 2)} | {ratio(o)} | {ratio(w)} | "

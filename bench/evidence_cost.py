@@ -4,7 +4,8 @@ process each round (so the imports of cryptography and in-toto are counted, as a
 
     .venv/bin/python bench/evidence_cost.py [FOLDER] [--rounds 5]
 
-The scan itself runs first in the same process and is not timed; then `checker.evidence.sealing` does exactly what `checker scan --evidence-output` does.
+The scan itself runs first in the same process and is not timed; then `checker.evidence.sealing`
+does exactly what `checker scan --evidence-output` does.
 Whole-scan timings cannot show this: the noise of a scan is larger than the evidence.
 """
 from __future__ import annotations

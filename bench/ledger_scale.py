@@ -30,14 +30,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
-
-from ledger_kit import keypair, make_evidence
-
 from checker.ledger import chain
 from checker.ledger.open import open_store
 from checker.ledger.row import ZERO_HASH, Row
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from ledger_kit import keypair, make_evidence  # noqa: E402 - it lives in tests/, put on the path just above
 
 DAYS = 30
 

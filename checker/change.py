@@ -345,10 +345,7 @@ def _messages(git: _Git, base: tuple[str, str] | None, notes: list[str]) -> tupl
         messages = messages[:MAX_COMMITS]
         notes.append(f"the change has more than {MAX_COMMITS} commits; tickets were looked for in the newest "
                      f"{MAX_COMMITS} only")
-    if resolved:
-        described = f"the {len(messages)} commit message(s) since {resolved[:12]}"
-    else:
-        described = "HEAD's commit message"
+    described = f"the {len(messages)} commit message(s) since {resolved[:12]}" if resolved else "HEAD's commit message"
     return messages, described
 
 

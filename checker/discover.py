@@ -376,7 +376,7 @@ class _Ignores:
     def __init__(self, root: Path, patterns: Sequence[str], base: str) -> None:
         self.root = os.path.realpath(root)
         self.pruned: list[str] = []
-        self.specs: list[tuple[str, pathspec.PathSpec]] = []
+        self.specs: list[tuple[str, pathspec.GitIgnoreSpec]] = []
         self.tracked = _Tracked(root)
         self.prefix = ""  # the root's path below the ruleset's folder
         real_root, real_base = Path(self.root), Path(base).resolve() if base else None
@@ -609,7 +609,7 @@ def _strings(values: Any, line: int) -> Iterator[tuple[str, int]]:
     """The one-line strings among `values` (a list, or one value), each with its line (inline patches are not paths)."""
     items = values if isinstance(values, list) else [values]
     lines = getattr(items, "lines", None) or [line] * len(items)
-    for value, at in zip(items, lines):
+    for value, at in zip(items, lines, strict=True):
         if isinstance(value, str) and value and "\n" not in value:
             yield value, at
 

@@ -13,7 +13,7 @@ stream holds, `load_yaml` either returns its documents or raises a `yaml.YAMLErr
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -73,7 +73,7 @@ _BaseLoader: type = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False)
     else yaml.SafeLoader
 
 
-class YamlMap(dict):  # type: ignore[type-arg]
+class YamlMap(dict[Any, Any]):
     """A mapping that remembers where it and each of its keys stand (1-based lines)."""
 
     line = 1
@@ -85,7 +85,7 @@ class YamlMap(dict):  # type: ignore[type-arg]
         return self.lines.get(key, self.line)
 
 
-class YamlSeq(list):  # type: ignore[type-arg]
+class YamlSeq(list[Any]):
     """A sequence that remembers where it and each of its items stand (1-based lines)."""
 
     line = 1
@@ -103,7 +103,7 @@ class DuplicateKeyError(yaml.MarkedYAMLError):
     """A mapping names the same key twice: refused in rulesets and targets alike."""
 
 
-class _LineLoader(_BaseLoader):  # type: ignore[misc,valid-type]
+class _LineLoader(_BaseLoader):  # type: ignore[misc]  # a base picked at import: C or Python loader
     strict = False
     merges = True  # whether a mapping may hold a merge (`<<`) or value (`=`) key that flatten_mapping rewrites
     max_depth = DEFAULT_LIMITS.max_yaml_depth
@@ -342,9 +342,9 @@ def _measure(root: yaml.Node, limits: Limits, budget: int) -> int:
             node, size, collections = item
             size, height = size + 1, 1 if size else 0  # scalars are one level below
             for child in collections:
-                child_size, child_height = sizes[id(child)]  # type: ignore[misc]
+                child_size, child_height = sizes[id(child)]  # type: ignore[misc]  # closed (not None) before its parent
                 size += child_size
-                if child_height > height:  # noqa: PLR1730 - max() costs a call a node
+                if child_height > height:  # not max(): it costs a call a node
                     height = child_height
             sizes[id(node)] = size, height + 1
             if size > budget:
@@ -364,7 +364,7 @@ def _measure(root: yaml.Node, limits: Limits, budget: int) -> int:
         stack.append((item, 2 * len(item.value) - len(collections) if type(item) is yaml.MappingNode
                       else len(item.value) - len(collections), collections))
         stack.extend(collections)
-    return sizes[id(root)][0]  # type: ignore[index]
+    return sizes[id(root)][0]  # type: ignore[index]  # the root is closed (not None) last
 
 
 def _collections(node: yaml.Node) -> list[yaml.Node]:
@@ -387,13 +387,19 @@ def _too_deep(node: yaml.Node, max_depth: int) -> YamlLimitError:
 
 def _too_many_documents(at: yaml.Node | yaml.Event, limits: Limits) -> YamlLimitError:
     return YamlLimitError(problem=f"more than {limits.max_yaml_documents} documents in one file "
-                                  "(the limit is limits.max_yaml_documents)", problem_mark=at.start_mark)
+                                  "(the limit is limits.max_yaml_documents)", problem_mark=_mark(at))
 
 
 def _too_many(at: yaml.Node | yaml.Event, limits: Limits, shared: bool) -> YamlLimitError:
     what = (f"more than {limits.max_yaml_nodes} nodes once its aliases are expanded: a YAML alias bomb?"
             if shared else f"more than {limits.max_yaml_nodes} nodes")
-    return YamlLimitError(problem=f"{what} (the limit is limits.max_yaml_nodes)", problem_mark=at.start_mark)
+    return YamlLimitError(problem=f"{what} (the limit is limits.max_yaml_nodes)", problem_mark=_mark(at))
+
+
+def _mark(at: yaml.Node | yaml.Event) -> yaml.Mark | None:
+    """Where `at` starts. The C parser's events carry its own Mark class, which has the same fields
+    (name, line, column) and prints the same, and is all MarkedYAMLError reads: typed as yaml's Mark."""
+    return cast("yaml.Mark | None", at.start_mark)
 
 
 def _construct(loader: _LineLoader, root: yaml.Node) -> Any:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from checker.documents import YamlMap, YamlSeq
@@ -44,6 +44,12 @@ def mappings(node: Any) -> Iterator[YamlMap]:
     """Items of a YAML sequence that are mappings."""
     if isinstance(node, YamlSeq):
         yield from (item for item in node if isinstance(item, YamlMap))
+
+
+def list_at(node: Mapping[Any, Any], key: Any) -> list[Any]:
+    """`node[key]` when it is a list, else [] (absent, or any other value)."""
+    value = node.get(key)
+    return value if isinstance(value, list) else []
 
 
 def as_list(node: Any) -> list[Any]:

@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from checker.documents import Document, YamlMap
-from checker.policies._helpers import is_approved, is_variable, mappings
 from checker.policy import Context, Violation, policy
+
+from ._helpers import is_approved, is_variable, mappings
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 DEPLOY_TASKS = re.compile(
@@ -196,12 +197,12 @@ def _images(pipeline: object) -> Iterator[tuple[str, int, str]]:
     resources = pipeline.get("resources")
     containers = resources.get("containers") if isinstance(resources, YamlMap) else None
     aliases = set()
-    for i, container in enumerate(mappings(containers)):
-        if isinstance(container.get("container"), str):
-            aliases.add(container["container"])
-        if isinstance(container.get("image"), str):
-            resource = f"resources.containers[{container.get('container', i)}]"
-            yield container["image"], container.line_of("image"), resource
+    for i, declared in enumerate(mappings(containers)):
+        if isinstance(declared.get("container"), str):
+            aliases.add(declared["container"])
+        if isinstance(declared.get("image"), str):
+            resource = f"resources.containers[{declared.get('container', i)}]"
+            yield declared["image"], declared.line_of("image"), resource
     scopes: list[tuple[YamlMap, str]] = [(pipeline, "")] + [(job, resource + ".") for job, resource in jobs(pipeline)]
     for scope, prefix in scopes:
         container = scope.get("container")

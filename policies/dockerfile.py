@@ -4,8 +4,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from checker.documents import Document, Instruction
-from checker.policies._helpers import is_approved, is_pinned_by_digest, is_variable
 from checker.policy import Context, Violation, policy
+
+from ._helpers import is_approved, is_pinned_by_digest, is_variable
 
 
 def base_images(instructions: object) -> Iterator[tuple[str, Instruction]]:

@@ -6,8 +6,9 @@ import re
 from collections.abc import Iterator
 
 from checker.documents import Document, YamlMap
-from checker.policies._helpers import as_list, mappings, text_lines
 from checker.policy import Context, Violation, policy
+
+from ._helpers import as_list, mappings, text_lines
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 
@@ -156,7 +157,8 @@ def text_operands(expression: str, depth: int = 0) -> list[str]:
     cuts = [m.start() for m in re.finditer(r"\|\||&&", top)]
     if cuts and depth < 20:
         bounds = [0, *[c for cut in cuts for c in (cut, cut + 2)], len(expression)]
-        return [part for a, b in zip(bounds[::2], bounds[1::2]) for part in text_operands(expression[a:b], depth + 1)]
+        return [part for a, b in zip(bounds[::2], bounds[1::2], strict=True)
+                for part in text_operands(expression[a:b], depth + 1)]
     if expression.startswith("(") and expression.endswith(")") and not top.strip() and depth < 20:
         return text_operands(expression[1:-1], depth + 1)
     if re.search(r"==|!=|<=|>=|<|>", top) or re.match(r"!(?!=)", expression) or _BOOLEAN_CALL.match(expression):

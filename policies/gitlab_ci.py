@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from checker.documents import Document, YamlMap
-from checker.policies._helpers import as_list, image_tag, is_approved, is_variable, item_line
 from checker.policy import Context, Violation, policy
+
+from ._helpers import as_list, image_tag, is_approved, is_variable, item_line
 
 KEYWORDS = frozenset({"default", "include", "stages", "variables", "workflow", "image", "services", "cache",
                       "before_script", "after_script", "spec"})
@@ -203,9 +204,7 @@ def _restricted(job: dict[str, Any]) -> bool:
             return True
     only = job.get("only")
     refs = only.get("refs") if isinstance(only, dict) else only
-    if isinstance(refs, list) and refs and all(r in ("main", "master", "tags", "production") for r in refs):
-        return True
-    return False
+    return isinstance(refs, list) and bool(refs) and all(r in ("main", "master", "tags", "production") for r in refs)
 
 
 @policy(
@@ -249,7 +248,8 @@ def production_deploys_controlled(doc: Document, ctx: Context) -> Iterator[Viola
     for name, raw, line in jobs(doc.data):
         job = effective(doc.data, raw)
         env = environment_name(job)
-        action = job.get("environment").get("action") if isinstance(job.get("environment"), dict) else None
+        environment = job.get("environment")
+        action = environment.get("action") if isinstance(environment, dict) else None
         if action in ("stop", "prepare", "verify", "access"):
             continue  # tears down or only reads an environment: not a deployment
         deploy_lines = [line for line in scripts(job).splitlines() if DEPLOY_COMMANDS.search(line)]

@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from checker.documents import Document, YamlMap, YamlSeq
-from checker.policies._helpers import is_approved, is_variable
 from checker.policy import Context, Violation, policy
+
+from ._helpers import is_approved, is_variable
 
 IMAGE_MAP_KEYS = frozenset({"tag", "registry", "digest", "pullPolicy", "sha"})
 

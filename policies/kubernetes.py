@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from checker.documents import Document, YamlMap
-from checker.policies._helpers import is_approved, is_variable, mappings
 from checker.policy import Context, Violation, policy
+
+from ._helpers import is_approved, is_variable, list_at, mappings
 
 POD_SPEC_PATHS = {
     "Pod": ("spec",),
@@ -39,10 +40,10 @@ def pod_spec(manifest: object) -> tuple[YamlMap, str] | None:
 def containers(manifest: object) -> Iterator[tuple[YamlMap, str]]:
     """Every container of a workload with its resource path (kind/name.spec...containers[i])."""
     found = pod_spec(manifest)
-    if found is None:
+    if found is None or not isinstance(manifest, YamlMap):  # a pod spec is found only in a YamlMap
         return
     spec, path = found
-    name = workload_name(manifest)  # type: ignore[arg-type]
+    name = workload_name(manifest)
     for key in CONTAINER_KEYS:
         for i, container in enumerate(mappings(spec.get(key))):
             yield container, f"{name}.{path}.{key}[{i}]"
@@ -129,7 +130,7 @@ def is_patch(doc: Document, ctx: Context) -> bool:
     for kustomization in _kustomizations(ctx, doc.path):
         listed = [p.get("path") if isinstance(p, dict) else p
                   for key in ("patches", "patchesStrategicMerge", "patchesJson6902")
-                  for p in (kustomization.get(key) if isinstance(kustomization.get(key), list) else [])]
+                  for p in list_at(kustomization, key)]
         if any(isinstance(p, str) and posixpath.normpath(p) == name for p in listed):
             return True
     return False
@@ -145,7 +146,7 @@ def kustomize_labels(ctx: Context, path: str) -> tuple[set[str], set[str]]:
         if isinstance(common, dict):
             metadata.update(map(str, common))
             templates.update(map(str, common))
-        for entry in kustomization.get("labels") if isinstance(kustomization.get("labels"), list) else []:
+        for entry in list_at(kustomization, "labels"):
             pairs = entry.get("pairs") if isinstance(entry, dict) else None
             if isinstance(pairs, dict):
                 metadata.update(map(str, pairs))

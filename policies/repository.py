@@ -228,10 +228,10 @@ def no_private_keys(doc: Document, ctx: Context) -> Iterator[Violation]:
     for path in doc.data if isinstance(doc.data, (tuple, list)) else ():
         if not isinstance(path, str) or not KEY_FILE.search(path):
             continue
-        text = read_text(ctx, path)
-        match = PRIVATE_KEY.search(text or "")
+        text = read_text(ctx, path) or ""
+        match = PRIVATE_KEY.search(text)
         if match:
-            line = text.count("\n", 0, match.start()) + 1  # type: ignore[union-attr]
+            line = text.count("\n", 0, match.start()) + 1
             yield Violation(f"{path} holds a private key", line, path, path=path)
 
 

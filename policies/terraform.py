@@ -141,7 +141,8 @@ def _asg_tags(doc: Document, rtype: str, name: str, body: dict[str, Any], requir
     if "dynamic" in body:
         return  # dynamic "tag" blocks are computed
     present = set()
-    for block in body.get("tag") if isinstance(body.get("tag"), list) else []:
+    tags = body.get("tag")
+    for block in tags if isinstance(tags, list) else []:
         key = block.get("key") if isinstance(block, dict) else None
         key = key[0] if isinstance(key, list) and key else key
         if not isinstance(key, str) or "${" in key:

@@ -14,12 +14,11 @@ from collections.abc import Mapping
 
 import pytest
 import yaml
+from testkit import PROJECT
 
 from checker import scan
 from checker.model import Rule, Severity
 from checker.ruleset import BUNDLED_DIR, Ruleset, bundled_names, load_ruleset, select_rules
-
-from testkit import PROJECT
 
 K8S_KINDS = {"kubernetes", "helm", "kustomize"}
 PCI = "PCI-DSS-4.0"

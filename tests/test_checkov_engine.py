@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from testkit import corpus_folder, ruleset_text
 
 from checker import settings
 from checker.engines import workers
 from checker.scan import Options, run
-from testkit import corpus_folder, ruleset_text
 
 TF = """
 resource "aws_security_group" "admin" {
@@ -147,7 +147,8 @@ def test_a_worker_past_its_memory_cap_costs_only_the_file_that_needed_it(write, 
     write("repo/pod.yaml", POD.replace("NAME", "pod"))
     result = scan(tmp_path, ["CKV_K8S_*", "CKV_DOCKER_*"], limits=BIG)
     assert [(p.path, p.message) for p in result.problems] == [(
-        "big/Dockerfile", "Checkov's dockerfile runner ran out of its memory cap of 64 MiB on it, so it was not checked")]
+        "big/Dockerfile",
+        "Checkov's dockerfile runner ran out of its memory cap of 64 MiB on it, so it was not checked")]
     assert paths_with_findings(result) == {"small/Dockerfile", "pod.yaml"}
     assert any("ran out of its memory cap of 64 MiB; its files were re-run one at a time" in n for n in result.notes)
     assert result.decision.exit_code == 3
@@ -251,7 +252,8 @@ def test_a_terraform_module_outside_the_root_is_named_and_not_loaded(write, tmp_
         ("inside/main.tf", "module.ok.aws_security_group.admin")}
 
 
-WORKFLOW = "on: push\njobs:\n  b:\n    runs-on: ubuntu-latest\n    steps:\n    - run: echo ${{ github.event.issue.title }}\n"
+WORKFLOW = ("on: push\njobs:\n  b:\n    runs-on: ubuntu-latest\n    steps:\n"
+            "    - run: echo ${{ github.event.issue.title }}\n")
 POD_JSON = json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
                        "spec": {"containers": [{"name": "c", "image": "nginx"}]}})
 
@@ -295,7 +297,8 @@ def test_parity_with_checkov_on_the_corpus(name, tmp_path):
             for f in run(Options(paths=(str(folder),), ruleset=str(rules))).findings if f.suppression is None}
     checkov = Path(sys.executable).parent / "checkov"
     done = subprocess.run([str(checkov), "-d", str(folder), "-o", "json", "--quiet", "--compact", "--skip-download"],
-                          capture_output=True, text=True, env={**os.environ, "BC_SKIP_MAPPING": "TRUE"}, timeout=600, check=False)
+                          capture_output=True, text=True, env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
+                          timeout=600, check=False)
     reports = json.loads(done.stdout)
     reports = reports if isinstance(reports, list) else [reports]
     prefix = f"{folder}/"  # Checkov gives some kustomize graph findings an absolute path; ours are all relative

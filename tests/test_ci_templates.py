@@ -93,7 +93,8 @@ def test_github_template_shape() -> None:
     artifact = next(s for s in gate["steps"] if s.get("uses", "").startswith("actions/upload-artifact@"))
     assert "results.sarif" in artifact["with"]["path"] and artifact["if"] == "always()"
     # the job fails on the gate's exit code, after the evidence is kept
-    assert "exit" in gate["steps"][-1]["run"] and "steps.scan.outputs.exit-code" in gate["steps"][-1]["env"]["GATE_EXIT_CODE"]
+    assert "exit" in gate["steps"][-1]["run"]
+    assert "steps.scan.outputs.exit-code" in gate["steps"][-1]["env"]["GATE_EXIT_CODE"]
     assert deploy["needs"] == "compliance-gate" and deploy["environment"] == "production"
     assert deploy["permissions"] == {"contents": "read"}
 
@@ -114,7 +115,7 @@ def test_gitlab_template_shape() -> None:
 def test_templates_are_classified_where_users_put_them(tmp_path: Path) -> None:
     repo = _repo_with_templates(tmp_path)
     found = {s.path: s.kind for s in discover(repo, [repo]).sources}
-    assert found == {place: kind for place, kind in PLACES.values()}
+    assert found == dict(PLACES.values())
     _, _, output = _scan(repo, tmp_path)
     assert "2 file(s) checked" in output
 

@@ -44,7 +44,8 @@ def test_classification(write, tmp_path):
     write("config/settings.yaml", "just: data\n")
     write("k8s/list.json", '{"apiVersion": "v1", "kind": "List", "items": []}\n')
     assert kinds(tmp_path) == {
-        "main.tf": "terraform", "app/Dockerfile": "dockerfile", "app/build.dockerfile": "dockerfile", "app/Dockerfile.alpine": "dockerfile",
+        "main.tf": "terraform", "app/Dockerfile": "dockerfile", "app/build.dockerfile": "dockerfile",
+        "app/Dockerfile.alpine": "dockerfile",
         "docker-compose.yml": "docker-compose", ".github/workflows/ci.yml": "github-actions",
         ".gitlab-ci.yml": "gitlab-ci", ".gitlab/ci/lint.gitlab-ci.yml": "gitlab-ci",
         "pipelines/build.yml": "azure-pipelines", "k8s/pod.yaml": "kubernetes", "k8s/kustomization.yaml": "kustomize",
@@ -249,8 +250,8 @@ def test_a_file_past_the_size_limit_is_refused_unread(write, tmp_path):
     (problem,) = found.problems
     assert problem.path == "big.yaml"
     size = (tmp_path / "big.yaml").stat().st_size
-    assert problem.message == (f"is {size:,} bytes, over the limit of 1,000 bytes a file; it was not read, so not checked "
-                               "(raise `limits.max_file_bytes` in the ruleset to check it)")
+    assert problem.message == (f"is {size:,} bytes, over the limit of 1,000 bytes a file; it was not read, so not "
+                               "checked (raise `limits.max_file_bytes` in the ruleset to check it)")
     assert found.refused == ("big.yaml", "blob.bin")
     assert any("blob.bin" in note and "limits.max_file_bytes" in note for note in found.notes)
 
@@ -281,8 +282,9 @@ def test_json_nested_too_deep_is_a_problem(tmp_path):
 
 
 def test_yaml_past_the_limits_is_a_problem_with_its_line_and_refused(write, tmp_path):
-    write("bomb.yaml", "apiVersion: v1\nkind: ConfigMap\n" + 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
-          + "".join(f"{n}: &{n} [{', '.join(['*' + p] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi")))
+    write("bomb.yaml", "apiVersion: v1\nkind: ConfigMap\n"
+          'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+          + "".join(f"{n}: &{n} [{', '.join(['*' + p] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True)))
     write("date.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  annotations:\n    until: 2025-02-30\n")
     found = discover(tmp_path, [tmp_path])
     bomb, date = found.problems
@@ -411,7 +413,8 @@ def test_a_dockerfile_past_the_line_limit_is_named_and_refused(tmp_path: Path) -
 def test_a_key_written_twice_is_a_parse_problem_but_a_merged_key_may_be_overridden(tmp_path: Path) -> None:
     """Which value wins differs between parsers, so the gate refuses the ambiguity instead of guessing."""
     (tmp_path / "pod.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
-                                       "    - name: a\n      image: docker.io/nginx\n      image: registry.example.com/n\n")
+                                       "    - name: a\n      image: docker.io/nginx\n"
+                                       "      image: registry.example.com/n\n")
     (tmp_path / ".gitlab-ci.yml").write_text(".base: &base\n  image: a\n  stage: test\njob:\n  <<: *base\n  image: b\n")
     found = discover(tmp_path, [tmp_path])
     assert [(p.path, p.line) for p in found.problems] == [("pod.yaml", 8)]

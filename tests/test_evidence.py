@@ -6,6 +6,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -72,7 +73,8 @@ def predicate(sarif: bytes, decision: str = "FAILED", environment: str | None = 
                     "base": {"name": "org-gate", "digest": BASE_DIGEST},
                     "layers": [{"name": "org-gate", "file": "bundled:org-gate", "digest": BASE_DIGEST},
                                {"name": "payments", "file": ".checker.yaml",
-                                "digest": "sha256:" + hashlib.sha256(b"repo layer").hexdigest()}], "lockedFailOn": None},
+                                "digest": "sha256:" + hashlib.sha256(b"repo layer").hexdigest()}],
+                    "lockedFailOn": None},
         "tools": {"checker": "0.1.0", "checkov": "3.3.30"},
         "startedOn": "2030-06-01T10:00:00Z",
         "finishedOn": "2030-06-01T10:00:41Z",
@@ -83,7 +85,8 @@ def predicate(sarif: bytes, decision: str = "FAILED", environment: str | None = 
         "change": {"repository": "https://github.com/example/payments", "commit": COMMIT, "branch": "feature/PAY-42",
                    "dirty": False, "tickets": [{"id": "PAY-42", "foundIn": ["branch", "commits"]}],
                    "ticketRequired": True,
-                   "ci": {"provider": "github-actions", "server": "https://github.com", "repository": "example/payments",
+                   "ci": {"provider": "github-actions", "server": "https://github.com",
+                          "repository": "example/payments",
                           "runUrl": "https://github.com/example/payments/actions/runs/123", "actor": "dev",
                           "event": "pull_request", "ref": "refs/pull/7/merge",
                           "pullRequest": {"number": 7, "title": "PAY-42 rotate keys", "baseRef": "main"}}},
@@ -457,7 +460,8 @@ def _bad_keys(tmp_path: Path) -> dict[str, bytes]:
     encrypted = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(b"correct horse battery staple"))
-    malformed = b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIVERYSECRETBUTTRUNCATEDxx\n-----END PRIVATE KEY-----\n"
+    malformed = (b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIVERYSECRETBUTTRUNCATEDxx\n"
+                 b"-----END PRIVATE KEY-----\n")
     return {"RSA": rsa_pem, "encrypted": encrypted, "malformed": malformed}
 
 
@@ -477,7 +481,7 @@ def test_a_bad_signing_key_is_refused_without_its_text(tmp_path, kind):
 def test_a_signing_key_of_another_kind_is_refused():
     ec_pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    with pytest.raises(ConfigError, match="key.pem: is an EC key; evidence is signed with Ed25519 only"):
+    with pytest.raises(ConfigError, match=re.escape("key.pem: is an EC key; evidence is signed with Ed25519 only")):
         keys.private_key(ec_pem, "key.pem")
     public = Ed25519PrivateKey.generate().public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -49,8 +49,8 @@ def checker(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[st
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("CHECKER_", "GITHUB_", "GITLAB_", "CI_"))}
     environ.pop("CI", None)
     environ.update(CHECKER_WARM="0", **env)
-    return subprocess.run([sys.executable, "-m", "checker", *args], cwd=cwd, env=environ, capture_output=True, check=False,
-                          text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "checker", *args], cwd=cwd, env=environ, capture_output=True,
+                          check=False, text=True, timeout=300)
 
 
 def git(repo: Path, *args: str) -> str:
@@ -112,7 +112,8 @@ def test_a_scan_leaves_signed_evidence_of_the_whole_decision(repo: Path, key: Pa
     jsonschema.validate(vsa["predicate"], json.loads(VSA_SCHEMA.read_text()))
     assert (predicate["decision"], predicate["threshold"], predicate["exitCode"]) == ("FAILED", "high", 1)
     assert predicate["counts"]["high"] == {"open": 1, "suppressed": 3, "baselined": 0}
-    assert [(b["rule"], b["file"], b["line"]) for b in predicate["blocking"]] == [("ORG-K8S-001", "deploy/pod.yaml", 10)]
+    blocking = [(b["rule"], b["file"], b["line"]) for b in predicate["blocking"]]
+    assert blocking == [("ORG-K8S-001", "deploy/pod.yaml", 10)]
     assert predicate["inlineSuppressions"] == [{"rule": "ORG-K8S-001", "file": "deploy/pod.yaml", "line": 7,
                                                 "reason": "vendor image, mirrored in PAY-9"}]
     [waiver] = predicate["waivers"]

@@ -194,6 +194,11 @@ def _rewrap(envelope: dict[str, Any], statement: dict[str, Any]) -> dict[str, An
     return {**envelope, "payload": base64.b64encode(json.dumps(statement).encode()).decode()}
 
 
+def lines(*envelopes: dict[str, Any]) -> bytes:
+    """Envelopes as a JSON Lines file."""
+    return b"".join(json.dumps(x).encode() + b"\n" for x in envelopes)
+
+
 def _not_evidence(good: bytes) -> dict[str, tuple[bytes, str]]:
     gate, vsa = _envelopes(good)
     no_vsa = json.dumps(gate).encode() + b"\n"
@@ -202,7 +207,6 @@ def _not_evidence(good: bytes) -> dict[str, tuple[bytes, str]]:
     disagree = _statement(vsa)
     disagree["predicate"]["verificationResult"] = "FAILED"  # the gate PASSED
     other_type = {**gate, "payloadType": "text/plain"}
-    lines = lambda *e: b"".join(json.dumps(x).encode() + b"\n" for x in e)
     return {
         "empty": (b"", "empty: no DSSE envelope"),
         "binary": (b"\xff\xfe\x00garbage", "not UTF-8 text"),
@@ -211,7 +215,8 @@ def _not_evidence(good: bytes) -> dict[str, tuple[bytes, str]]:
         "another payload type": (lines(other_type, vsa), "unknown payloadType 'text/plain'"),
         "no VSA": (no_vsa, "0 SLSA VSA statement(s)"),
         "predicate off its schema": (lines(_rewrap(gate, wrong_schema), vsa), "does not match its schema"),
-        "statements that disagree": (lines(gate, _rewrap(vsa, disagree)), "the VSA says 'FAILED' but the gate decision is PASSED"),
+        "statements that disagree": (lines(gate, _rewrap(vsa, disagree)),
+                                     "the VSA says 'FAILED' but the gate decision is PASSED"),
     }
 
 
@@ -681,7 +686,7 @@ def test_append_and_verify_through_the_api(tmp_path, key):
 
 def test_rows_filter_on_the_time_appended(tmp_path, key):
     store = open_store(str(tmp_path / "t.sqlite"), create=True)
-    for n in range(3):
+    for _ in range(3):
         chain.append(store, make_evidence(tmp_path, key[0], fast=True))
     times = [r.appended_at for r in store.rows()]
     assert [r.appended_at for r in store.rows(since=times[1])] == times[1:]
@@ -783,7 +788,8 @@ def test_a_checkpoint_whose_size_is_not_a_number_is_refused_cleanly(tmp_path, cl
 
 
 def test_a_seq_that_is_not_a_number_is_named_not_a_crash(tmp_path, cli, ledger, key):
-    assert append(cli, ledger, evidence(tmp_path, "a.jsonl", key[0]), evidence(tmp_path, "b.jsonl", key[0])).exit_code == 0
+    both = (evidence(tmp_path, "a.jsonl", key[0]), evidence(tmp_path, "b.jsonl", key[0]))
+    assert append(cli, ledger, *both).exit_code == 0
     conn = sqlite3.connect(ledger)
     conn.executescript("DROP TRIGGER IF EXISTS entries_append_only_update; DROP TRIGGER IF EXISTS "
                        "entries_append_only_delete; ALTER TABLE entries RENAME TO old; CREATE TABLE entries AS "

@@ -73,7 +73,7 @@ def test_append_stores_every_column_and_verifies(filled: str, three: list[Path],
     assert [r[0] for r in got] == [1, 2, 3]
     assert got[0][1] == "0" * 64
     assert [r[1] for r in got[1:]] == [r[2] for r in got[:-1]]  # each entry names the previous one's hash
-    for row, path in zip(got, three):
+    for row, path in zip(got, three, strict=True):
         assert bytes(row[3]) == path.read_bytes()  # the exact bytes
         assert row[4] == hashlib.sha256(path.read_bytes()).hexdigest()
         assert row[5] is True and row[6] == key_id(keys[1])

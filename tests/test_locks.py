@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from testkit import PROJECT, run_checker
 
 ORG = """\
@@ -69,7 +68,8 @@ def scan(cli, repo: Path, *args: str):
     ("checks:\n  params:\n    ORG-K8S-001: {registries: [docker.io]}\n", 6,
      "checks.params.ORG-K8S-001: changes the parameters of a locked rule", "rules"),
 ], ids=["laxer-fail-on", "fail-on-never", "exclude-locked", "include-leaves-out", "lower-severity",
-        "inline-back-on", "foreign-approver", "approver-list", "ignore", "repo-policies", "organisation-fact", "locked-params"])
+        "inline-back-on", "foreign-approver", "approver-list", "ignore", "repo-policies", "organisation-fact",
+        "locked-params"])
 def test_a_repository_layer_that_loosens_a_lock_is_a_configuration_error(cli, repo, layer, line, message, lock):
     (repo / ".checker.yaml").write_text(TEAM + layer)
     result = scan(cli, repo, "--trust-repo-policies")
@@ -171,8 +171,8 @@ def test_a_ruleset_link_leaving_the_repository_is_not_followed(cli, repo, tmp_pa
     ("CHECKER_WARM_IDLE", "soon", "CHECKER_WARM_IDLE='soon': expected a whole number of seconds"),
     ("CHECKER_CHECKOV_TIMEOUT", "-5", "CHECKER_CHECKOV_TIMEOUT='-5': expected a whole number of seconds"),
     ("CHECKER_WORKER_MEMORY_MB", "1e9", "CHECKER_WORKER_MEMORY_MB='1e9': expected a whole number of MiB"),
-    ("CHECKER_WORKER_MEMORY_MB", "99999999999999999999", "CHECKER_WORKER_MEMORY_MB='99999999999999999999': "
-     "expected a whole number of MiB from 64 to 1048576"),
+    ("CHECKER_WORKER_MEMORY_MB", "99999999999999999999", ("CHECKER_WORKER_MEMORY_MB='99999999999999999999': "
+                                                          "expected a whole number of MiB from 64 to 1048576")),
     ("CHECKER_WARM", "yes", "CHECKER_WARM='yes': expected 0 (off) or 1 (on)"),
     ("CHECKER_BSAE", "org-baseline", "CHECKER_BSAE: unknown variable (a typo?)"),
 ])

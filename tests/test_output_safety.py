@@ -278,7 +278,8 @@ def test_write_atomic_leaves_the_old_file_when_the_disk_is_full(tmp_path: Path,
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", full)
-    with pytest.raises(ScanError, match="r.sarif: could not write the report: No space left on device; any previous"):
+    with pytest.raises(ScanError,
+                       match=re.escape("r.sarif: could not write the report: No space left on device; any previous")):
         write_atomic(target, "new report\n")
     assert target.read_text() == "complete old report\n"
     assert _leftovers(tmp_path) == []
@@ -307,7 +308,8 @@ def test_scan_keeps_the_previous_sarif_when_the_disk_fills_while_writing(tmp_pat
 
 
 def test_write_atomic_in_a_missing_folder_creates_nothing(tmp_path: Path) -> None:
-    with pytest.raises(ScanError, match="missing/r.sarif: could not write the report: No such file or directory"):
+    with pytest.raises(ScanError,
+                       match=re.escape("missing/r.sarif: could not write the report: No such file or directory")):
         write_atomic(tmp_path / "missing" / "r.sarif", "x")
     assert list(tmp_path.iterdir()) == []
 

@@ -61,7 +61,8 @@ GOOD = BAD.replace("docker.io/library/nginx:1.27", "registry.example.com/web/ngi
     "privileged: true", "privileged: false")
 
 
-def _git(cwd: Path, *args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def _git(cwd: Path, *args: str, env: dict[str, str] | None = None,
+         check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", "-c", "commit.gpgsign=false", *args], cwd=cwd, env=env, check=check,
                           capture_output=True, text=True)
 
@@ -200,7 +201,8 @@ def test_git_commit_is_blocked_by_the_installed_hook(hook_repo: HookRepo) -> Non
         blocked = hook_repo.git("commit", "-m", "privileged deployment", check=False)
         out = _output(blocked)
         assert blocked.returncode != 0, out
-        assert "deploy/bad.yaml" in out and re.search(rf"^\s*{BAD_IMAGE_LINE}\s+HIGH\s+ORG-K8S-001\b", out, re.M)
+        assert "deploy/bad.yaml" in out
+        assert re.search(rf"^\s*{BAD_IMAGE_LINE}\s+HIGH\s+ORG-K8S-001\b", out, re.MULTILINE)
         assert "privileged deployment" not in hook_repo.git("log", "--format=%s").stdout
     finally:
         hook_repo.pre_commit("uninstall")

@@ -52,8 +52,9 @@ def test_github_template_shape() -> None:
     for step in job["steps"]:
         assert not EXPRESSION.search(step.get("run", "")), step  # values reach the shell through env only
     names = [s["name"] for s in job["steps"]]
-    assert names.index("Verify the ledger") < names.index("Report yesterday's changes") < \
-        names.index("Checkpoint the ledger") < names.index("Keep the report and the checkpoint") < names.index("Exceptions")
+    assert (names.index("Verify the ledger") < names.index("Report yesterday's changes")
+            < names.index("Checkpoint the ledger") < names.index("Keep the report and the checkpoint")
+            < names.index("Exceptions"))
     keep = next(s for s in job["steps"] if s["name"] == "Keep the report and the checkpoint")
     assert keep["if"] == "always()" and {"changes.html", "checkpoint.txt"} <= set(keep["with"]["path"].split())
 

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import pytest
+from testkit import ruleset_text
 
 from checker.errors import ConfigError
 from checker.ruleset import load_ruleset, select_rules
 from checker.scan import catalogue
-from testkit import ruleset_text
 
 
 def error_of(path) -> str:
@@ -17,12 +17,14 @@ def error_of(path) -> str:
 
 def test_malformed_yaml_names_the_line(write):
     path = write("r.yaml", "apiVersion: checker/v1\nkind: Ruleset\nmetadata: {name: x\n")
-    assert error_of(path).endswith("r.yaml:4: not valid YAML: while parsing a flow mapping; did not find expected ',' or '}'")
+    assert error_of(path).endswith("r.yaml:4: not valid YAML: while parsing a flow mapping; "
+                                   "did not find expected ',' or '}'")
 
 
 def test_wrong_type_names_the_key(write):
     path = write("r.yaml", ruleset_text(["ORG-*"]) + "gate: {fail_on: sometimes}\n")
-    assert "r.yaml:5: gate.fail_on: 'sometimes' is not one of critical, high, medium, low, info, never" in error_of(path)
+    expected = "r.yaml:5: gate.fail_on: 'sometimes' is not one of critical, high, medium, low, info, never"
+    assert expected in error_of(path)
 
 
 def test_duplicate_keys_are_refused(write):

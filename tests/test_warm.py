@@ -8,8 +8,10 @@ import time
 
 from testkit import PROJECT
 
-POD = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: x}\nspec:\n  containers:\n    - {name: a, image: nginx}\n"
-RULES = ("apiVersion: checker/v1\nkind: Ruleset\nmetadata: {name: t}\norganisation: {approved_registries: [r.example.com]}\n"
+POD = ("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: x}\nspec:\n  containers:\n"
+       "    - {name: a, image: nginx}\n")
+RULES = ("apiVersion: checker/v1\nkind: Ruleset\nmetadata: {name: t}\n"
+         "organisation: {approved_registries: [r.example.com]}\n"
          "checks: {include: [ORG-K8S-001, CKV_K8S_8]}\n")
 
 
@@ -28,8 +30,8 @@ def test_warm_scans_match_cold_scans_and_the_server_idles_out(tmp_path):
     while not list((runtime / f"checker-{os.getuid()}").glob("warm-*.sock")) and time.time() < deadline:
         time.sleep(0.2)
     served = subprocess.run(
-        [sys.executable, "-c", "import sys; from checker import warm; code = warm.run_remote(sys.argv[1:]); "
-         "sys.exit(99 if code is None else code)", "scan", "pod.yaml"],
+        [sys.executable, "-c", ("import sys; from checker import warm; code = warm.run_remote(sys.argv[1:]); "
+                                "sys.exit(99 if code is None else code)"), "scan", "pod.yaml"],
         cwd=tmp_path, env=env, capture_output=True, text=True)
     assert served.returncode == 1, served.stderr  # 99 would mean no server answered
     assert served.stdout == cold.stdout

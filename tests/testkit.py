@@ -73,7 +73,8 @@ def sarif_problems(path: Path) -> list[str]:
     assert MULTITOOL.exists(), "run `make tools` (make test does) to install the SARIF Multitool"
     out = path.with_suffix(".validation.sarif")
     subprocess.run([str(MULTITOOL), "validate", str(path), "-o", str(out), "--log", "ForceOverwrite",
-                    "--json-schema", str(SARIF_SCHEMA), "--max-file-size-in-kb", "1000000", "--rule-kind", "Gh;Sarif", "--level", "Error;Warning"],
+                    "--json-schema", str(SARIF_SCHEMA), "--max-file-size-in-kb", "1000000",
+                    "--rule-kind", "Gh;Sarif", "--level", "Error;Warning"],
                    capture_output=True, text=True, check=False, timeout=300)
     assert out.exists(), "the SARIF Multitool wrote no output log"
     run = json.loads(out.read_text())["runs"][0]

@@ -63,7 +63,8 @@ def keygen_command(keyfile: Path) -> None:
 @click.option("--sarif", type=click.Path(dir_okay=False, path_type=str),
               help="The SARIF file the decision must have been made on (compared by sha256 of its bytes).")
 @click.option("--commit", metavar="SHA",
-              help="The commit the decision must be for: its full id; the scan must have been of the whole, clean tree.")
+              help="The commit the decision must be for: its full id; the scan must have been of the whole, "
+                   "clean tree.")
 @click.option("--subject", metavar="sha256:HEX", callback=_subject,
               help="An artifact the decision must name, e.g. the image about to be deployed.")
 @click.option("--ruleset", metavar="NAME[@sha256:HEX]",

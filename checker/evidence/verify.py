@@ -143,7 +143,9 @@ def verify(path: str, keys: Mapping[str, Ed25519PublicKey], sarif: str | None = 
 def laxer_than_locked(predicate: Mapping[str, Any]) -> str:
     """Why a decision's threshold is laxer than its ruleset's locks.fail_on ('' when it is not): such a
     pass is no pass under the ruleset (`--fail-on never` under org-gate)."""
-    ruleset = predicate.get("ruleset") if isinstance(predicate.get("ruleset"), dict) else {}
+    ruleset = predicate.get("ruleset")
+    if not isinstance(ruleset, dict):
+        ruleset = {}
     locked, threshold = ruleset.get("lockedFailOn"), str(predicate.get("threshold"))
     if locked in THRESHOLDS and threshold in THRESHOLDS and THRESHOLDS.index(threshold) < THRESHOLDS.index(locked):
         return f"at fail_on {threshold}, laxer than the ruleset's locked fail_on {locked}, so it is no pass under it"
@@ -334,7 +336,7 @@ class _Asked:
         if self.ruleset_digest or (layers and layers[-1].get("file") == f"bundled:{recorded['name']}"):
             candidates.append(("ruleset", recorded["name"], recorded["digest"]))
         for role, name, digest in candidates:
-            named = is_file and bool(self.ruleset_digest) or name == self.ruleset_name
+            named = (is_file and bool(self.ruleset_digest)) or name == self.ruleset_name
             if named and (not self.ruleset_digest or digest == f"sha256:{self.ruleset_digest}"):
                 return Check(True, f"the decision's {role} is {printable(name)} ({digest})")
         said = f"{printable(recorded['name'])} ({recorded['digest']})" + (

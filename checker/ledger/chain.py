@@ -322,7 +322,7 @@ class Report:
             out.append(f"warn ... and {self.warning_count - len(self.warnings)} more entries recorded as not verified")
         if self.checkpoint:
             out.append(f"{'ok  ' if self.checkpoint_ok else 'FAIL'} {printable(self.checkpoint)}")
-        return out + [self.summary]
+        return [*out, self.summary]
 
     def as_dict(self) -> dict[str, Any]:
         return {"ledger": self.location, "origin": self.origin, "entries": self.entries, "head": self.head_hash,

@@ -72,7 +72,8 @@ def append_command(evidence: tuple[str, ...], ledger_url: str | None, key_files:
         row, name = item.row, printable(item.evidence.name)
         change = printable(f"{row.decision}, {row.repository or '(no repository)'} {row.commit[:12] or '(no commit)'}")
         if not item.added:
-            click.echo(f"{name}: already in the ledger as entry {row.seq} (appended {row.appended_at}); not added again")
+            click.echo(f"{name}: already in the ledger as entry {row.seq} (appended {row.appended_at}); "
+                       "not added again")
             continue
         status = {True: "verified", False: "NOT VERIFIED", None: "signatures not checked (no --key)"}[row.verified]
         click.echo(f"{name}: appended as entry {row.seq} ({change}; {status})")

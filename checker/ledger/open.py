@@ -73,7 +73,7 @@ def _postgres(url: str, create: bool) -> Store:
     """The PostgreSQL store; a URL whose password holds a raw `/` or `@` is refused unrepeated: it
     would split in the wrong place, and a piece of the password would end up in a message."""
     rest = url.split("://", 1)[1].split("?", 1)[0]
-    if rest.count("@") > 1 or "@" in rest.split("/", 1)[-1] and "/" in rest.split("@", 1)[0]:
+    if rest.count("@") > 1 or ("@" in rest.split("/", 1)[-1] and "/" in rest.split("@", 1)[0]):
         raise ConfigError("the postgresql:// URL has a user part that does not parse (a password holding / or @?): "
                           "percent-encode it (%2F for /, %40 for @), or leave it out and set PGPASSWORD")
     try:

@@ -66,7 +66,7 @@ COLUMNS: dict[str, str] = {
     "decided_on": "TEXT NOT NULL",
     "predicate": "TEXT NOT NULL",
 }
-if ROW_COLUMNS != tuple(COLUMNS):  # pragma: no cover - a developer's mistake
+if tuple(COLUMNS) != ROW_COLUMNS:  # pragma: no cover - a developer's mistake
     raise RuntimeError("checker.ledger.postgres.COLUMNS must list Row's fields in order")
 
 _SELECT = sql.SQL("SELECT {} FROM entries").format(sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS))
@@ -275,13 +275,13 @@ class PostgresStore:
         """(number of entries, lowest seq, highest seq): 1..n without a gap lets verify split the work."""
         with self._errors():
             record = self._conn.execute("SELECT count(*), min(seq), max(seq) FROM entries").fetchone()
-        count, low, high = record if record else (0, 0, 0)
+        count, low, high = record or (0, 0, 0)
         return int(count), int(low or 0), int(high or 0)
 
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> PostgresStore:  # noqa: PYI034 - as SqliteStore
+    def __enter__(self) -> PostgresStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -311,7 +311,7 @@ class PostgresWriter:
 
 def _row(record: tuple[Any, ...]) -> Row:
     """A Row from a record, as stored: a value edited into nonsense stays wrong (verify names it), never a crash."""
-    fields = dict(zip(COLUMNS, record))
+    fields = dict(zip(COLUMNS, record, strict=True))
     fields["evidence"] = bytes(fields["evidence"])
     try:
         tickets = json.loads(fields["tickets"])

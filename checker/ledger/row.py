@@ -6,7 +6,8 @@ Both back ends store exactly these fields, in a table `entries` with a column of
 each (`tickets` as canonical JSON text, `verified` as NULL/0/1 or NULL/false/true). Every column
 but seq, appended_at, prev_hash, entry_hash, evidence and verified (the DERIVED fields) is computed
 from `evidence` by `checker.ledger.chain.describe`, so `ledger verify` recomputes them and names
-a row whose columns were edited to say something its evidence does not. Times are RFC 3339 UTC text, which sorts as time does.
+a row whose columns were edited to say something its evidence does not. Times are RFC 3339 UTC
+text, which sorts as time does.
 """
 from __future__ import annotations
 

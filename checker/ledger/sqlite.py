@@ -68,7 +68,8 @@ if tuple(_TYPES) != COLUMNS:  # pragma: no cover - a developer's mistake
 
 _NAMES = ", ".join(f'"{c}"' for c in COLUMNS)
 _SELECT = f"SELECT {_NAMES} FROM entries"
-_SELECT_LIGHT = "SELECT " + ", ".join("X'' AS evidence" if c == "evidence" else f'"{c}"' for c in COLUMNS) + " FROM entries"
+_SELECT_LIGHT = ("SELECT " + ", ".join("X'' AS evidence" if c == "evidence" else f'"{c}"' for c in COLUMNS)
+                 + " FROM entries")
 _INSERT = f"INSERT INTO entries ({_NAMES}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _SCHEMA = [
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -139,7 +140,7 @@ class SqliteStore:
                 header = handle.read(len(HEADER))
         except OSError as error:
             raise ConfigError(f"{self.path}: could not read the ledger: {error.strerror or error}") from None
-        if header and header != HEADER[:len(header)] or 0 < len(header) < len(HEADER):
+        if (header and header != HEADER[:len(header)]) or 0 < len(header) < len(HEADER):
             raise ConfigError(f"{self.path}: not a SQLite database, so not a ledger; give the ledger's file (or "
                               "a new path to start one)")
 
@@ -272,7 +273,7 @@ class SqliteWriter:
 
 def _row(record: tuple[Any, ...]) -> Row:
     """A Row from a record, as stored: a value edited to the wrong type stays wrong (verify names it), never a crash."""
-    fields = dict(zip(COLUMNS, record))
+    fields = dict(zip(COLUMNS, record, strict=True))
     evidence = fields["evidence"]
     fields["evidence"] = evidence.encode("utf-8", "surrogateescape") if isinstance(evidence, str) else bytes(evidence)
     try:

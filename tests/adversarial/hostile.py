@@ -16,6 +16,7 @@ test time, so no large file is ever committed.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -263,10 +264,8 @@ def run_cli(*args: str | os.PathLike[str], cwd: Path, env: Mapping[str, str] | N
 
 
 def _kill_group(pgid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _leftovers(session: int) -> tuple[int, ...]:

@@ -150,7 +150,8 @@ DATES = [
     ("manifest-annotation", "k8s/dates.yaml",
      "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: d\n  annotations:\n    expires: 2025-02-30\ndata: {}\n"),
     ("workflow", ".github/workflows/ci.yml",
-     "on: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo\n        when: 2025-02-30\n"),
+     ("on: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo\n"
+      "        when: 2025-02-30\n")),
     ("plain-yaml", "config/app.yaml", "release:\n  date: 2025-13-01\n"),
     ("timestamp-hour-25", "k8s/ts.yaml",
      "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: d\ndata:\n  at: 2025-01-01 25:00:00\n"),
@@ -162,7 +163,7 @@ def test_an_impossible_date_is_a_parse_problem_naming_file_and_line(tmp_path, re
     repo = tmp_path / "repo"
     put(repo, rel, text)
     run, sarif = _scan(tmp_path, repo, ORG_ONLY)
-    line = next(i for i, l in enumerate(text.splitlines(), 1) if "2025-" in l)
+    line = next(i for i, text_line in enumerate(text.splitlines(), 1) if "2025-" in text_line)
     run.expect({3}, within=WITHIN, sarif=sarif, names=(f"{rel}:{line}",))
 
 
@@ -172,7 +173,8 @@ def test_an_impossible_date_is_a_parse_problem_naming_file_and_line(tmp_path, re
 HEAD = "apiVersion: checker/v1\nkind: Ruleset\nmetadata: {name: hostile, version: '1'}\n"
 RULESETS = [
     ("alias-bomb", HEAD + alias_bomb("organisation:\n  bomb:\n", indent="    "), "rules.yaml"),
-    ("mapping-bomb", mapping_bomb().replace("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\n", HEAD), "rules.yaml"),
+    ("mapping-bomb", mapping_bomb().replace("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\n", HEAD),
+     "rules.yaml"),
     ("impossible-waiver-date", HEAD + "checks: {include: [ORG-K8S-001]}\nwaivers:\n  - rule: ORG-K8S-001\n"
      "    reason: r\n    approved_by: a@example.com\n    expires: 2025-02-30\n", "rules.yaml:9"),
     ("deep-nesting-1000", HEAD + "organisation:\n  x: " + "[" * 1_000 + "]" * 1_000 + "\n", "rules.yaml"),
@@ -221,7 +223,8 @@ def test_a_bomb_as_the_repository_layer_or_the_base_is_exit_2(tmp_path, where):
 # Size and count
 # --------------------------------------------------------------------------------------------
 def test_a_repository_raising_its_own_limits_still_cannot_exhaust_memory(tmp_path):
-    """The judged repository's .checker.yaml lifts every limit and adds a bomb: refused (2) or named (3), never 1 GiB."""
+    """The judged repository's .checker.yaml lifts every limit and adds a bomb: refused (2) or named (3),
+    never 1 GiB."""
     repo = tmp_path / "repo"
     put(repo, "k8s/bomb.yaml", alias_bomb(K8S_HEAD, indent="  "))
     put(repo, ".checker.yaml", ruleset(WITH_CHECKOV, extra="limits: {max_yaml_nodes: 2000000000, max_file_bytes: "
@@ -287,7 +290,8 @@ def test_a_bom_encoded_manifest_is_checked_or_named_never_passed(tmp_path, rel, 
 GARBAGE = [
     ("random-bytes-yaml", "k8s/blob.yaml", seeded_garbage(64 * 1024, 1), WITH_CHECKOV),
     ("png-named-yaml", "k8s/logo.yaml", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + seeded_garbage(2048, 2), ORG_ONLY),
-    ("nul-inside-valid-yaml", "k8s/nul.yaml", BAD.encode().replace(b"name: web\n", b"name: web\x00\n", 1), WITH_CHECKOV),
+    ("nul-inside-valid-yaml", "k8s/nul.yaml", BAD.encode().replace(b"name: web\n", b"name: web\x00\n", 1),
+     WITH_CHECKOV),
     ("latin-1-inside-yaml", "k8s/latin.yaml", BAD.encode().replace(b"name: web\n", b"name: caf\xe9\n", 1), ORG_ONLY),
     ("random-bytes-workflow", ".github/workflows/ci.yml", seeded_garbage(8192, 3), ORG_ONLY),
     ("random-bytes-json", "k8s/blob.json", b"{" + seeded_garbage(8192, 4), ORG_ONLY),  # noted, like JSON with comments

@@ -82,7 +82,8 @@ def test_an_unreadable_file_is_named(tmp_path):
 
 def test_a_huge_single_line_is_checked_or_named(tmp_path):
     repo = tmp_path / "repo"
-    put(repo, "k8s/web.yaml", BAD.replace("name: web\n", "name: web\n  annotations: {x: '" + "y" * 2_000_000 + "'}\n", 1))
+    huge = "name: web\n  annotations: {x: '" + "y" * 2_000_000 + "'}\n"
+    put(repo, "k8s/web.yaml", BAD.replace("name: web\n", huge, 1))
     run, sarif = _scan(tmp_path, repo)
     run.expect({1, 3}, within=WITHIN, sarif=sarif)
 
@@ -151,7 +152,8 @@ def test_a_duplicate_key_cannot_smuggle_a_violation_past_the_gate(tmp_path):
 # Terraform and Dockerfile garbage
 # --------------------------------------------------------------------------------------------
 GARBAGE = [  # binary files are refused before any parser, so our own checks suffice there
-    ("terraform-unbalanced", "main.tf", 'resource "aws_s3_bucket" "b" {{{ = \n  region = "us-east-1"\n', {3}, WITH_CHECKOV),
+    ("terraform-unbalanced", "main.tf", 'resource "aws_s3_bucket" "b" {{{ = \n  region = "us-east-1"\n', {3},
+     WITH_CHECKOV),
     ("terraform-binary", "main.tf", seeded_garbage(4096, 11), {3}, ORG_ONLY),
     ("terraform-deep-1000", "main.tf", "locals {\n  x = " + "[" * 1_000 + "]" * 1_000 + "\n}\n", {0, 3}, WITH_CHECKOV),
     ("terraform-deep-100000", "main.tf", "locals {\n  x = " + "[" * 100_000 + "]" * 100_000 + "\n}\n", {0, 3},

@@ -35,7 +35,8 @@ FORGED_STARTS = ("gate PASSED", "## Compliance gate: PASSED", "**Gate: PASSED")
 
 def _assert_inert(text: str, where: str) -> None:
     raw = RAW.search(text)
-    assert raw is None, f"{where} holds a raw {raw.group()!r} at {raw.start()}: {text[max(raw.start() - 80, 0):raw.end() + 80]!r}"
+    assert raw is None, (f"{where} holds a raw {raw.group()!r} at {raw.start()}: "
+                         f"{text[max(raw.start() - 80, 0):raw.end() + 80]!r}")
     forged = [line for line in text.split("\n") if line.lstrip(" |>-*").startswith(FORGED_STARTS)]
     assert not forged, f"{where} shows a forged verdict line: {forged}"
 

@@ -156,7 +156,8 @@ def _mostly(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 _SECTIONS = {
     "checks": st.fixed_dictionaries({}, optional={
         "include": _mostly(_RULE_GLOBS), "exclude": _mostly(_RULE_GLOBS),
-        "severity": _mostly(st.dictionaries(st.sampled_from(["ORG-K8S-001", "CKV_K8S_16", "X"]), _SEVERITY, max_size=2)),
+        "severity": _mostly(st.dictionaries(st.sampled_from(["ORG-K8S-001", "CKV_K8S_16", "X"]), _SEVERITY,
+                                            max_size=2)),
         "params": _VALUES}),
     "gate": st.fixed_dictionaries({}, optional={"fail_on": _mostly(_FAIL_ON), "allow_inline": _mostly(st.booleans()),
                                                 "forbid_inline": _mostly(_RULE_GLOBS)}),

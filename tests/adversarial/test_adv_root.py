@@ -142,7 +142,8 @@ def _git_repo(tmp_path: Path) -> Path:
     return repo
 
 
-@pytest.mark.parametrize("rel", ["k8s/generated/web.yaml", "k8s/web.local.yaml"], ids=["ignored-folder", "ignored-name"])
+@pytest.mark.parametrize("rel", ["k8s/generated/web.yaml", "k8s/web.local.yaml"],
+                         ids=["ignored-folder", "ignored-name"])
 def test_a_tracked_file_matched_by_gitignore_is_scanned(tmp_path, rel):
     repo = _git_repo(tmp_path)
     put(repo, rel, BAD)
