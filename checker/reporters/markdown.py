@@ -34,12 +34,12 @@ def render(result: ScanResult) -> str:
     same result always renders the same text."""
     today = datetime.date.fromisoformat(result.finished[:10])
     decision = result.decision
-    open_findings = [f for f in result.findings if f.suppression is None]
+    open_findings = [f for f in result.findings if f.is_open]
     out = [f"## Compliance gate: {decision.verdict}", "",
            f"**Gate: {decision.verdict}** - {decision.reason} (fail_on: `{result.fail_on}`)", ""]
     out += _ruleset(result)
     out += ["### Findings by severity", ""]
-    out += _table(["Severity", "Open", "Suppressed", "Blocks the gate"], _counts(result))
+    out += _table(["Severity", "Open", "Suppressed", "In the baseline", "Blocks the gate"], _counts(result))
     out.append("")
     if open_findings:
         top = sorted(open_findings, key=lambda f: (-f.severity.rank, f.location, f.rule_id, f.resource))[:TOP]
@@ -96,16 +96,15 @@ def _ruleset(result: ScanResult) -> list[str]:
 
 
 def _counts(result: ScanResult) -> list[list[str]]:
+    """Findings by severity, counted as the gate and the text report count them: open ones are
+    neither suppressed nor unchanged since the baseline."""
     blocking = {id(f) for f in result.decision.blocking}
     rows = []
-    for sev in Severity:
-        of_sev = [f for f in result.findings if f.severity is sev]
-        rows.append([sev.value, str(sum(f.suppression is None for f in of_sev)),
-                     str(sum(f.suppression is not None for f in of_sev)),
-                     str(sum(id(f) in blocking for f in of_sev))])
-    total = result.findings
-    rows.append(["**total**", f"**{sum(f.suppression is None for f in total)}**",
-                 f"**{sum(f.suppression is not None for f in total)}**", f"**{len(blocking)}**"])
+    for sev in [*Severity, None]:
+        of_sev = [f for f in result.findings if sev is None or f.severity is sev]
+        counts = (sum(f.is_open for f in of_sev), sum(f.suppression is not None for f in of_sev),
+                  sum(f.suppression is None and not f.is_open for f in of_sev), sum(id(f) in blocking for f in of_sev))
+        rows.append([sev.value, *map(str, counts)] if sev else ["**total**", *(f"**{n}**" for n in counts)])
     return rows
 
 
