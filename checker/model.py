@@ -106,12 +106,18 @@ class Rule:
     rationale: str = ""
 
     def fix_hint(self) -> tuple[str, str]:
-        """(first paragraph of the remediation on one line, the one-line example it introduces or '')."""
+        """(first paragraph of the remediation on one line, the one-line example it introduces or '').
+
+        A paragraph that introduces a longer example ends by pointing at `checker rules explain`,
+        which shows it, rather than at a colon with nothing after it.
+        """
         paragraphs = re.split(r"\n\s*\n", self.remediation.strip())
         hint = " ".join(paragraphs[0].split())
-        if hint.endswith(":") and len(paragraphs) > 1 and len(paragraphs[1].strip().splitlines()) == 1:
+        if not hint.endswith(":"):
+            return hint, ""
+        if len(paragraphs) > 1 and len(paragraphs[1].strip().splitlines()) == 1:
             return hint, paragraphs[1].strip()
-        return hint, ""
+        return f"{hint[:-1]} (`checker rules explain {self.id}` shows how).", ""
 
 
 @dataclasses.dataclass(frozen=True)
