@@ -90,6 +90,9 @@ def _inline(finding: Finding, lines: _LineCache, notes: list[str], allowed: bool
             continue
         ids = [i for i in re.split(r"[,\s]+", match["ids"]) if i]
         if finding.rule_id not in ids:
+            if any("*" in i and fnmatch.fnmatchcase(finding.rule_id, i) for i in ids):
+                notes.append(f"{finding.location.path}:{number}: `checker:ignore` names rules exactly, so its "
+                             f"pattern does not suppress {finding.rule_id}; name the rule")
             continue
         if not allowed:
             notes.append(f"{finding.location.path}:{number}: inline suppression of {finding.rule_id} is not allowed "

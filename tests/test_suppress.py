@@ -83,6 +83,17 @@ def test_a_comment_for_another_rule_does_not_suppress(pod: Path) -> None:
     assert out.notes == []
 
 
+def test_a_pattern_in_a_comment_does_not_suppress_and_says_so(tmp_path: Path) -> None:
+    """Rules are named exactly inline (a pattern would hide rules nobody looked at): the developer
+    who wrote `ORG-K8S-*` is told why it did nothing; a pattern matching another rule says nothing."""
+    (tmp_path / "pod.yaml").write_text("kind: Pod\nimage: x  # checker:ignore ORG-K8S-* -- vendor image\n")
+    out = run(tmp_path, [finding("ORG-K8S-001", line=2), finding("ORG-GHA-001", line=2)])
+    assert [f.suppression for f in out.findings] == [None, None]
+    note = ("pod.yaml:2: `checker:ignore` names rules exactly, so its pattern does not suppress ORG-K8S-001; "
+            "name the rule")
+    assert out.notes == [note]
+
+
 def test_double_slash_comments_in_hcl(tmp_path: Path) -> None:
     (tmp_path / "main.tf").write_text('resource "aws_s3_bucket" "logs" {  // checker:ignore CKV_AWS_18 -- '
                                       "this bucket is the access log\n}\n")
