@@ -23,6 +23,7 @@ def render(result: ScanResult) -> str:
         "decision": {"verdict": decision.verdict, "exit_code": decision.exit_code, "reason": decision.reason,
                      "fail_on": result.fail_on},
         "findings": [_finding(f) for f in result.findings],
+        "fixed": list(result.fixed),
         "problems": [{"path": p.path, "line": p.line, "message": p.message, "source": p.source}
                      for p in result.problems],
         "notes": list(result.notes),
@@ -34,7 +35,7 @@ def _finding(f: Finding) -> dict[str, Any]:
     out: dict[str, Any] = {
         "rule": f.rule_id, "severity": f.severity.value, "message": f.message, "path": f.location.path,
         "start_line": f.location.start_line, "end_line": f.location.end_line, "resource": f.resource,
-        "fingerprint": f.fingerprint, "suppression": None,
+        "fingerprint": f.fingerprint, "baseline_state": f.baseline_state or None, "suppression": None,
     }
     if f.suppression:
         out["suppression"] = {"kind": f.suppression.kind, "justification": f.suppression.justification,
