@@ -12,7 +12,7 @@ import json
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, TypeVar, get_args
 
 from checker.errors import ConfigError
 from checker.model import (
@@ -27,6 +27,8 @@ from checker.model import (
     Suppression,
     SuppressionKind,
 )
+
+T = TypeVar("T")
 
 
 def read_sarif(path: str, data: bytes | None = None) -> dict[str, Any]:
@@ -156,10 +158,19 @@ def _fail_on(path: str, value: Any) -> FailOn:
     raise ConfigError(f"{path}: records the gate threshold {value!r}, which is not one of {', '.join(FAIL_ON_CHOICES)}")
 
 
-def _one_of(choices: tuple[Any, ...], value: Any, what: str) -> Any:
+def _one_of(choices: tuple[T, ...], value: object, what: str) -> T:
     """`value` if it is one of `choices` (a Literal's values); else a ValueError `_written_by_us` reports."""
-    if value not in choices:
-        raise ValueError(f"{what} {value!r} is not one of {', '.join(map(repr, choices))}")
+    for choice in choices:
+        if value == choice and type(value) is type(choice):
+            return choice
+    raise ValueError(f"{what} {value!r} is not one of {', '.join(map(repr, choices))}")
+
+
+def _text(value: object, what: str) -> str:
+    """A text field of our SARIF; anything else is a ValueError `_written_by_us` reports (never sealed as
+    evidence in another shape)."""
+    if not isinstance(value, str):
+        raise ValueError(f"{what} {value!r} is not text")
     return value
 
 
@@ -168,7 +179,11 @@ def _suppression(data: dict[str, Any]) -> Suppression:
     (approvedBy, expires, paths, ticket) as recorded."""
     properties = data.get("properties") or {}
     kind: SuppressionKind = _one_of(get_args(SuppressionKind), data["kind"], "suppression kind")
-    return Suppression(kind, str(data.get("justification", "")), str(properties.get("source", "")),
-                       approved_by=str(properties.get("approvedBy", "")), expires=str(properties.get("expires", "")),
-                       paths=tuple(str(p) for p in properties.get("paths") or ()),
-                       ticket=str(properties.get("ticket", "")))
+    paths = properties.get("paths", [])
+    if not isinstance(paths, list):
+        raise ValueError(f"suppression paths {paths!r} is not a list")
+    text = {key: _text(properties.get(key, ""), f"suppression {key}")
+            for key in ("source", "approvedBy", "expires", "ticket")}
+    return Suppression(kind, _text(data.get("justification", ""), "suppression justification"), text["source"],
+                       approved_by=text["approvedBy"], expires=text["expires"],
+                       paths=tuple(_text(p, "suppression path") for p in paths), ticket=text["ticket"])
