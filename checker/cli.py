@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,20 @@ def evidence_options(func: Any) -> Any:
     return func
 
 
+def distinct_files(files: dict[str, str | None]) -> None:
+    """Refuse (exit 2, before any work) two outputs, or an output and the input, that are one file:
+    only the last written would be left, and evidence would describe a file that is not there.
+    Devices (/dev/null, /dev/stdout) may be shared."""
+    seen: dict[str, str] = {}
+    for option, path in files.items():
+        if not path or (os.path.exists(path) and not os.path.isfile(path)):
+            continue
+        real = os.path.realpath(path)
+        if real in seen:
+            raise click.UsageError(f"{seen[real]} and {option} name the same file ({path}): give each its own")
+        seen[real] = option
+
+
 def output_options(func: Any) -> Any:
     """`--NAME-output FILE` for every Format, gathered into the command's `outputs` (Format -> FILE)."""
     by_option = {fmt.option: fmt for fmt in Format}
@@ -142,6 +157,7 @@ def scan_command(paths: tuple[str, ...], ruleset_ref: str | None, base_ref: str 
       checker scan . --sarif-output results.sarif --evidence-output gate.intoto.jsonl --environment prod
     """
     outputs = outputs or {}
+    distinct_files({**{fmt.option: path for fmt, path in outputs.items()}, "--evidence-output": evidence_output})
     sarif_output = outputs.get(Format.SARIF)
     sealer = evidence.sealer(evidence_output, subjects, environment, signing_key, sarif_output, Format.SARIF.option)
     result = scan.run(scan.Options(paths=paths or (".",), ruleset=ruleset_ref, fail_on=fail_on, baseline=baseline,
@@ -310,6 +326,8 @@ def gate_command(sarif_file: str, fail_on: FailOn | None, baseline: str | None, 
     """
     from checker import baseline as baselines
 
+    distinct_files({"SARIF_FILE": sarif_file, "--evidence-output": evidence_output})
+    distinct_files({"--baseline": baseline, "--evidence-output": evidence_output})
     sealer = evidence.sealer(evidence_output, subjects, environment, signing_key, sarif_file, "")
     data = baselines.read_bytes(sarif_file)
     recorded = baselines.results_of(sarif_file, data)

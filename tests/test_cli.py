@@ -144,3 +144,45 @@ def test_examples_fail_the_gate_and_make_scan_says_so():
     assert {"ORG-GHA-001", "ORG-GITLAB-001", "ORG-K8S-001", "ORG-TF-001", "ORG-REPO-001"} <= rules
     assert any(r.startswith("CKV_K8S_") for r in rules) and any(r.startswith("CKV_AWS_") for r in rules)
     assert not doc["problems"]
+
+
+def test_two_outputs_or_an_output_and_the_input_may_not_be_one_file(cli, write, tmp_path):
+    """Only the last write would be left (and evidence would describe a file that is not there): refused
+    before the scan; devices such as /dev/null may be shared."""
+    write("k8s/web.yaml", DEPLOYMENT)
+    rules = str(write("rules.yaml", ruleset_text(["ORG-K8S-001"],
+                                                  organisation="{approved_registries: [registry.example.com]}")))
+    out = tmp_path / "r.sarif"
+    same = cli("scan", str(tmp_path / "k8s"), "-r", rules, "--sarif-output", str(out),
+               "--code-scanning-output", str(tmp_path / "k8s" / ".." / "r.sarif"))
+    assert same.exit_code == 2 and "--sarif-output and --code-scanning-output name the same file" in same.output
+    assert not out.exists()
+    shared = cli("scan", str(tmp_path / "k8s"), "-r", rules, "--sarif-output", str(out), "--json-output", "/dev/null",
+                 "--junit-output", "/dev/null")
+    assert shared.exit_code == 1, shared.output
+    refused = cli("gate", str(out), "--evidence-output", str(out))
+    assert refused.exit_code == 2 and "SARIF_FILE and --evidence-output name the same file" in refused.output
+    refused = cli("gate", str(out), "--baseline", str(out), "--evidence-output", str(out))
+    assert refused.exit_code == 2 and "name the same file" in refused.output
+
+
+def test_gate_refuses_a_sarif_whose_suppressions_are_not_as_scan_writes_them(cli, write, tmp_path):
+    """A waiver's record read back from the SARIF is held to its types (text, a list of text): anything
+    else is exit 2 naming the file, never sealed as evidence in another shape."""
+    write("k8s/web.yaml", DEPLOYMENT)
+    write("rules.yaml", ruleset_text(["ORG-K8S-001"], organisation="{approved_registries: [registry.example.com]}")
+          + "waivers:\n  - {rule: ORG-K8S-001, reason: legacy, approved_by: a@example.com, expires: '2999-01-01'}\n")
+    out = tmp_path / "r.sarif"
+    assert cli("scan", str(tmp_path / "k8s"), "-r", str(tmp_path / "rules.yaml"), "--sarif-output", str(out)
+               ).exit_code == 0
+    good = json.loads(out.read_text())
+    assert cli("gate", str(out)).exit_code == 0
+    for where, value in (("justification", None), ("paths", "x/**"), ("paths", [1]), ("approvedBy", 7),
+                         ("kind", "external-ish")):
+        doc = json.loads(json.dumps(good))
+        suppression = doc["runs"][0]["results"][0]["suppressions"][0]
+        (suppression if where in ("justification", "kind") else suppression["properties"])[where] = value
+        out.write_text(json.dumps(doc))
+        result = cli("gate", str(out), "--evidence-output", str(tmp_path / "e.jsonl"))
+        assert result.exit_code == 2, (where, value, result.output)
+        assert "not a SARIF log as `checker scan` writes it" in result.output and not (tmp_path / "e.jsonl").exists()
