@@ -127,6 +127,7 @@ def discover(root: Path, paths: Sequence[Path], ignore: Sequence[str] = (), igno
     refused = set(walk.refused)  # a refused kustomization stays a source: our checks read only the file itself
     if unknown_json:
         walk.quiet.setdefault(".json file(s) are not plain JSON (comments?) and match no kind", []).extend(unknown_json)
+    walk.notes.extend(walk.ignores.notes)
     if walk.ignores.failure:
         walk.notes.append(f"{walk.ignores.failure}, so .gitignore files were not applied: every file was scanned")
     notes = [*walk.notes, *(f"{len(rels)} {reason}: " + ", ".join(rels[:5]) + (" ..." if len(rels) > 5 else "")
@@ -370,19 +371,36 @@ def checkout_top(folder: Path) -> Path | None:
     return next((top for top in (real, *real.parents) if (top / ".git").exists()), None)
 
 
+def gitignore(lines: Sequence[str]) -> tuple[pathspec.GitIgnoreSpec, list[int]]:
+    """`lines` as one gitignore spec, and the indexes of the lines that are no valid pattern (a lone
+    `\\`, say), which are left out: a bad pattern in a file the repository wrote must not stop the scan."""
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(lines), []
+    except ValueError:  # pathspec's GitIgnorePatternError
+        pass
+    invalid = []
+    for i, line in enumerate(lines):
+        try:
+            pathspec.GitIgnoreSpec.from_lines([line])
+        except ValueError:
+            invalid.append(i)
+    return pathspec.GitIgnoreSpec.from_lines([x for i, x in enumerate(lines) if i not in invalid]), invalid
+
+
 class _Ignores:
     """gitignore files (nested, each relative to its folder) plus the ruleset's ignore globs."""
 
     def __init__(self, root: Path, patterns: Sequence[str], base: str) -> None:
         self.root = os.path.realpath(root)
         self.pruned: list[str] = []
+        self.notes: list[str] = []
         self.specs: list[tuple[str, pathspec.GitIgnoreSpec]] = []
         self.tracked = _Tracked(root)
         self.prefix = ""  # the root's path below the ruleset's folder
         real_root, real_base = Path(self.root), Path(base).resolve() if base else None
         if real_base and real_root != real_base and real_root.is_relative_to(real_base):
             self.prefix = real_root.relative_to(real_base).as_posix() + "/"
-        self.ruleset_spec = pathspec.GitIgnoreSpec.from_lines(patterns) if patterns else None
+        self.ruleset_spec = gitignore(patterns)[0] if patterns else None  # checked when the ruleset loaded
 
     def load(self, rel_dir: str) -> None:
         """Read `rel_dir/.gitignore` if it is a regular file (a link to it is refused, never followed)."""
@@ -394,7 +412,11 @@ class _Ignores:
         except OSError:
             return
         lines = data.decode("utf-8", errors="replace").splitlines()
-        self.specs.append((rel_dir, pathspec.GitIgnoreSpec.from_lines(lines)))
+        spec, invalid = gitignore(lines)
+        self.specs.append((rel_dir, spec))
+        shown = posixpath.join(rel_dir, ".gitignore")
+        self.notes.extend(f"{shown}:{i + 1}: {lines[i][:80]!r} is not a valid gitignore pattern, so it was not "
+                          "applied (what it meant to leave out was scanned)" for i in invalid)
 
     def __call__(self, rel: str, is_dir: bool) -> bool:
         if self.ruleset_spec and self.ruleset_spec.match_file(self.prefix + rel + ("/" if is_dir else "")):

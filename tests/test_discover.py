@@ -462,3 +462,14 @@ def test_committed_files_in_tool_folders_are_scanned(tmp_path: Path) -> None:
     found = discover(tmp_path, [tmp_path])
     assert {s.path for s in found.sources} == {"deploy/node_modules/pod.yaml", ".terraform/main.tf"}
     assert {".git", "other/node_modules"} <= set(found.refused)
+
+
+def test_a_gitignore_line_that_does_not_compile_is_left_out_with_a_note(write, tmp_path):
+    """The repository being judged wrote its .gitignore: a bad line neither stops the scan nor hides files."""
+    write(".gitignore", "build/\n\\\n")
+    write("build/pod.yaml", "apiVersion: v1\nkind: Pod\n")
+    write("pod.yaml", "apiVersion: v1\nkind: Pod\n")
+    found = discover(tmp_path, [tmp_path])
+    assert [s.path for s in found.sources] == ["pod.yaml"]
+    assert ".gitignore:2: '\\\\' is not a valid gitignore pattern, so it was not applied (what it meant to leave out " \
+           "was scanned)" in found.notes

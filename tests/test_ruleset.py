@@ -102,3 +102,14 @@ def test_ruleset_show_prints_the_resolved_settings_and_where_each_came_from(cli,
     assert shown["origins"]["gate.fail_on"].endswith("team.yaml")
     assert shown["origins"]["organisation.approved_registries"] == "bundled:org-baseline"
     assert shown["digest"].startswith("sha256:")
+
+
+def test_a_pattern_that_does_not_compile_is_named_where_it_is_written(write):
+    """A lone backslash is no gitignore pattern: refused with the file, line and key at load, never a crash
+    half-way through a scan."""
+    base = ruleset_text(["ORG-*"])
+    path = write("r.yaml", base + "ignore:\n  - build/\n  - '\\'\n")
+    assert "r.yaml:7: ignore[1]: '\\\\' is not a valid gitignore-style pattern" in error_of(path)
+    path = write("r.yaml", base + "waivers:\n  - {rule: ORG-K8S-001, reason: x, approved_by: a@b.c, "
+                                  "expires: '2999-01-01', paths: ['ok/**', 'bad\\']}\n")
+    assert "r.yaml:6: waivers[0].paths[1]: 'bad\\\\' is not a valid gitignore-style pattern" in error_of(path)

@@ -18,6 +18,7 @@ import jsonschema
 import yaml
 
 from checker.change import DEFAULT_CHANGE, ChangeSettings
+from checker.discover import gitignore
 from checker.documents import DEFAULT_LIMITS, Limits, YamlMap, YamlSeq, load_yaml, yaml_error_line, yaml_error_text
 from checker.errors import ConfigError, where
 from checker.model import FailOn, Severity
@@ -468,8 +469,10 @@ def _merge(chain: Sequence[_Layer], trust_repo_policies: bool = False, repositor
                 mentions.extend(Mention(r, shown, spec["rules"].lines[i], f"controls.{framework}.{control}", index)
                                 for i, r in enumerate(spec["rules"]))
         for i, waiver in enumerate(doc.get("waivers", [])):
+            _check_patterns(shown, f"waivers[{i}].paths", waiver.get("paths", []))
             waivers.append(Waiver.parse(waiver, recorded, doc["waivers"].lines[i]))
             mentions.append(Mention(waiver["rule"], shown, waiver.line_of("rule"), "waivers.rule", index))
+        _check_patterns(shown, "ignore", doc.get("ignore", []))
         ignore.extend(doc.get("ignore", []))
         for key, value in doc.get("gate", {}).items():
             gate[key] = value
@@ -516,6 +519,14 @@ def _merge(chain: Sequence[_Layer], trust_repo_policies: bool = False, repositor
         change=ChangeSettings(change["ticket_pattern"], tuple(change["ticket_sources"]), change["require_ticket"],
                               required_by),
     )
+
+
+def _check_patterns(shown: str, key: str, patterns: YamlSeq | list[str]) -> None:
+    """Every gitignore-style pattern in `patterns` compiles (else the scan would stop half-way)."""
+    for i in gitignore(patterns)[1]:
+        line = patterns.lines[i] if isinstance(patterns, YamlSeq) else None
+        raise ConfigError(f"{where(shown, line, f'{key}[{i}]')}: {patterns[i]!r} is not a valid gitignore-style "
+                          "pattern (a lone or trailing backslash?)")
 
 
 def _check_pattern(shown: str, line: int, pattern: str) -> None:
