@@ -79,6 +79,15 @@ def ruleset_options(func: Any) -> Any:
     return ruleset(BASE_OPTION(TRUST_OPTION(func)))
 
 
+def cache_options(func: Any) -> Any:
+    """--cache-dir and --no-cache: every command that scans takes them."""
+    func = click.option("--no-cache", "no_cache", is_flag=True,
+                        help="Compute every result; read and write no result cache.")(func)
+    return click.option("--cache-dir", type=click.Path(file_okay=False), metavar="DIR",
+                        help="Where the result cache lives. Default: $XDG_CACHE_HOME/checker, else "
+                             "~/.cache/checker.")(func)
+
+
 def _base(base_ref: str | None) -> str | None:
     return base_ref or settings.current().base
 
@@ -134,6 +143,7 @@ def output_options(func: Any) -> Any:
 @click.option("--format", "fmt", type=click.Choice([f.value for f in Format]), default="text", show_default=True,
               help="Format written to standard output.")
 @output_options
+@cache_options
 @click.option("--fail-on", type=FAIL_ON, help="Override the ruleset's gate threshold.")
 @click.option("--baseline", type=click.Path(exists=True, dir_okay=False),
               help="A previous SARIF: findings already in it do not fail the gate.")
@@ -144,7 +154,8 @@ def output_options(func: Any) -> Any:
 def scan_command(paths: tuple[str, ...], ruleset_ref: str | None, base_ref: str | None, trust_repo_policies: bool,
                  fmt: str, fail_on: FailOn | None, baseline: str | None, change_base: str | None,
                  evidence_output: str | None, subjects: tuple[str, ...], environment: str | None,
-                 signing_key: str | None, outputs: dict[Format, str] | None = None) -> None:
+                 signing_key: str | None, cache_dir: str | None, no_cache: bool,
+                 outputs: dict[Format, str] | None = None) -> None:
     """Scan PATHS (folders or files; default: the current folder) and gate on the findings.
 
     \b
@@ -162,7 +173,7 @@ def scan_command(paths: tuple[str, ...], ruleset_ref: str | None, base_ref: str 
     sealer = evidence.sealer(evidence_output, subjects, environment, signing_key, sarif_output, Format.SARIF.option)
     result = scan.run(scan.Options(paths=paths or (".",), ruleset=ruleset_ref, fail_on=fail_on, baseline=baseline,
                                    base=_base(base_ref), trust_repo_policies=trust_repo_policies,
-                                   change_base=change_base))
+                                   change_base=change_base, cache_dir=cache_dir, cache=not no_cache))
     written = {out_fmt: click.unstyle(out_fmt.renderer()(result)) for out_fmt in Format if out_fmt in outputs}
     for out_fmt, text in written.items():
         write_atomic(outputs[out_fmt], text)
@@ -351,8 +362,9 @@ def baseline_group() -> None:
 @click.argument("baseline_file", type=click.Path(dir_okay=False))
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @ruleset_options
+@cache_options
 def baseline_update(baseline_file: str, paths: tuple[str, ...], ruleset_ref: str | None, base_ref: str | None,
-                    trust_repo_policies: bool) -> None:
+                    trust_repo_policies: bool, cache_dir: str | None, no_cache: bool) -> None:
     """Scan PATHS and roll BASELINE_FILE forward to what is found now (new findings are accepted).
 
     \b
@@ -361,7 +373,8 @@ def baseline_update(baseline_file: str, paths: tuple[str, ...], ruleset_ref: str
     """
     previous = baseline_file if Path(baseline_file).is_file() else None
     result = scan.run(scan.Options(paths=paths or (".",), ruleset=ruleset_ref, baseline=previous,
-                                   base=_base(base_ref), trust_repo_policies=trust_repo_policies))
+                                   base=_base(base_ref), trust_repo_policies=trust_repo_policies,
+                                   cache_dir=cache_dir, cache=not no_cache))
     if result.problems:
         for problem in result.problems:
             click.echo(f"checker: could not check: {printable(str(problem))}", err=True)

@@ -45,7 +45,7 @@ from checker.errors import ConfigError
 from checker.model import Kind, Problem
 
 YAML_SUFFIXES = (".yaml", ".yml")
-SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".terraform", "node_modules", "__pycache__", ".venv"})
+SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".terraform", "node_modules", "__pycache__", ".venv", ".checker-cache"})
 # `Dockerfile.<variant>` is a Dockerfile; `dockerfile.py` or `Dockerfile.md` is not.
 NOT_DOCKERFILES = (".dockerignore", ".py", ".md", ".txt", ".rst", ".sh", ".go", ".js", ".ts", ".rs", ".java",
                    ".json", ".yaml", ".yml", ".toml", ".j2", ".tpl", ".orig", ".bak", ".swp")

@@ -9,7 +9,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from checker import baseline, gate, suppress
+from checker import baseline, gate, settings, suppress
+from checker.cache import Cache, default_folder
 from checker.change import Change, detect, uncommitted
 from checker.discover import checkout_top, discover
 from checker.engines.registry import ENGINES
@@ -31,6 +32,8 @@ class Options:
     base: str | None = None  # the organisation's pinned layer (--base / CHECKER_BASE)
     trust_repo_policies: bool = False
     change_base: str | None = None  # where the change's commits start (--change-base); else the CI's PR/MR base
+    cache_dir: str | None = None  # the result cache's folder (--cache-dir); else checker.cache.default_folder()
+    cache: bool = True  # --no-cache: compute everything, read and write no cache
 
 
 def scan_root(paths: Sequence[str]) -> Path:
@@ -110,13 +113,17 @@ def run(options: Options, today: datetime.date | None = None) -> ScanResult:
     if discovery.ignored:
         notes.append(f"{len(discovery.ignored)} path(s) left out by .gitignore or the ruleset's ignore: "
                      + ", ".join(discovery.ignored[:5]) + (", ..." if len(discovery.ignored) > 5 else ""))
+    cache = Cache(None if not options.cache else Path(options.cache_dir) if options.cache_dir else default_folder(),
+                  settings.current().cache_mb * 1024 * 1024)
     for engine in ENGINES:
         owned = {i: r for i, r in rules.items() if r.engine == engine.name}
         if owned:
-            outcome = engine.run(discovery, owned, ruleset)
+            outcome = engine.run(discovery, owned, ruleset, cache)
             findings.extend(outcome.findings)
             problems.extend(outcome.problems)
             notes.extend(outcome.notes)
+    cache.trim()
+    notes.extend(cache.notes)
     suppressed = suppress.apply(findings, root, ruleset.waivers, ruleset.allow_inline, ruleset.forbid_inline,
                                 today or datetime.date.today())
     notes.extend(suppressed.notes)

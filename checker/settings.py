@@ -79,9 +79,25 @@ VARIABLES: Mapping[str, tuple[str, Callable[[str, str], Any], str]] = {
     "CHECKER_WARM": ("warm", _switch, "0 turns the warm server off on a developer machine"),
     "CHECKER_WARM_IDLE": ("warm_idle", _SECONDS, "seconds an idle warm server lives"),
     "CHECKER_CHECKOV_TIMEOUT": ("checkov_timeout", _SECONDS, "seconds one Checkov worker may run"),
+    "CHECKER_CACHE_MB": ("cache_mb", _whole("MiB", 1, 1024 * 1024), "MiB the result cache may hold (512)"),
     "CHECKER_WORKER_MEMORY_MB": ("worker_memory_mb", _whole("MiB", 64, 1024 * 1024),
                                  "MiB one Checkov worker may allocate beyond what it inherits"),
 }
+
+
+# What Checkov reads from the environment that can change what it finds (from Checkov 3.3's sources):
+# names ending in "_" are prefixes. The result cache keys on these, and the warm server's identity.
+CHECKOV_ENVIRONMENT = (
+    "CHECKOV_", "CKV_", "BC_", "RENDER_", "ENABLE_", "CREATE_", "TF_", "RAW_TF_IN_GRAPH", "EVAL_TF_PLAN_AFTER_UNKNOWN",
+    "HCL_PARSE_TIMEOUT_SEC", "MAX_WILDCARD_ARR_SIZE", "HELM_NAMESPACE", "EXTERNAL_MODULES_DIR",
+    "LOCAL_SECRETS_POLICIES_JSON", "JAVA_FULL_DT", "RUN_SECRETS_MULTIPROCESS", "CUSTOM_ACCESS_OVERRIDES_FILE",
+)
+
+
+def checkov_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables of `environ` that CHECKOV_ENVIRONMENT names, sorted by name."""
+    return {name: value for name, value in sorted(environ.items())
+            if any(name.startswith(entry) if entry.endswith("_") else name == entry for entry in CHECKOV_ENVIRONMENT)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +111,7 @@ class Settings:
     warm_idle: int = 20 * 60
     checkov_timeout: int = 1800
     worker_memory_mb: int = 512
+    cache_mb: int = 512
 
 
 def read(environ: Mapping[str, str]) -> Settings:

@@ -42,10 +42,11 @@ class Cli:
             os.chdir(old)
 
 
-def run_checker(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """`python -m checker ...` in a real subprocess."""
+def run_checker(*args: str, cwd: Path | None = None,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m checker ...` in a real subprocess (`env`: variables added to this process's)."""
     return subprocess.run([sys.executable, "-m", "checker", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=600, env={**os.environ, **env} if env else None)
 
 
 def ruleset_text(include: list[str], **extra: str) -> str:

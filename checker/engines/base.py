@@ -7,7 +7,9 @@ An engine is a module-level object with:
 - `lists_every_rule`: whether the SARIF lists each of its selected rules even without a result
   (the organisation's own catalogue, yes; Checkov's thousand-odd rules, only those that fired);
 - `catalogue(ruleset) -> dict[id, Rule]`: every rule it can check, with default metadata;
-- `run(discovery, rules, ruleset) -> Outcome`: findings for the selected rules it owns.
+- `run(discovery, rules, ruleset, cache) -> Outcome`: findings for the selected rules it owns; it may
+  keep what it computed in the scan's result cache (checker.cache) under a key of everything the
+  result depends on, and take it from there next time.
 Engines never decide what is reported or whether the gate passes: later stages do.
 Adding one: a module in this package with such an object, then a line in `checker.engines.registry`.
 """
@@ -18,6 +20,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from checker.cache import Cache
     from checker.discover import Discovery
     from checker.model import Finding, Problem, Rule
     from checker.ruleset import Ruleset
@@ -46,4 +49,4 @@ class Engine(Protocol):
 
     def catalogue(self, ruleset: Ruleset) -> dict[str, Rule]: ...
 
-    def run(self, discovery: Discovery, rules: Mapping[str, Rule], ruleset: Ruleset) -> Outcome: ...
+    def run(self, discovery: Discovery, rules: Mapping[str, Rule], ruleset: Ruleset, cache: Cache) -> Outcome: ...

@@ -12,6 +12,7 @@ links, FIFOs, files past our limits) are kept away from every runner.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import importlib
 import importlib.metadata
@@ -20,17 +21,21 @@ import logging
 import os
 import posixpath
 import re
+import shutil
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from checker import settings
+from checker.cache import Cache, Digests, default_folder, key
 from checker.discover import Discovery, within
 from checker.documents import TaggedStr, YamlMap
 from checker.engines import workers
 from checker.engines.base import Outcome
 from checker.model import Finding, Kind, Location, Problem, Rule, Severity, Suppression
 from checker.ruleset import Ruleset
+from checker.settings import checkov_environment
 
 # Checkov framework -> runner class; each also names the files that make it worth running.
 RUNNERS: Mapping[str, str] = {
@@ -125,7 +130,7 @@ class CheckovEngine:
             for rule_id, meta in catalogue().items()
         }
 
-    def run(self, discovery: Discovery, rules: Mapping[str, Rule], ruleset: Ruleset) -> Outcome:
+    def run(self, discovery: Discovery, rules: Mapping[str, Rule], ruleset: Ruleset, cache: Cache) -> Outcome:
         outcome = Outcome()
         checks_by_framework: dict[str, list[str]] = {}
         for rule in rules.values():
@@ -145,7 +150,7 @@ class CheckovEngine:
         if not jobs:
             return outcome
         kinds = {s.path: s.kind for s in discovery.sources}
-        for result in _run_jobs(jobs, settings.current()):
+        for result in _run_cached(jobs, discovery, ruleset, cache):
             outcome.notes.extend(result.notes)
             outcome.problems.extend(result.problems)
             for path in result.parse_errors:
@@ -260,15 +265,27 @@ class _Job:
     checks: tuple[str, ...]
     candidates: tuple[str, ...]  # files to retry one by one if the runner crashes
     excluded: tuple[str, ...] = ()  # regexes of paths left out or refused: runners walking the root skip them
+    key: str = ""  # its result's key in the result cache ("" when it is not to be cached)
 
 
 @dataclasses.dataclass
 class _Result:
     framework: str
+    key: str = ""  # the key of the job that made it (a re-run of part of a job shares it)
     records: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     parse_errors: list[str] = dataclasses.field(default_factory=list)
     problems: list[Problem] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
+
+    def as_data(self) -> dict[str, Any]:
+        """As JSON data, for the result cache."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> _Result:
+        """Back from `as_data` (an entry the cache has checked is whole and under its key)."""
+        return cls(data["framework"], data["key"], list(data["records"]), list(data["parse_errors"]),
+                   [Problem(**p) for p in data["problems"]], list(data["notes"]))
 
 
 def _candidates(framework: str, discovery: Discovery) -> tuple[str, ...]:
@@ -279,6 +296,65 @@ def _candidates(framework: str, discovery: Discovery) -> tuple[str, ...]:
         return discovery.files
     endings = _CANDIDATES[framework]
     return tuple(f for f in discovery.files if f.endswith(endings))
+
+
+def _run_cached(jobs: Sequence[_Job], discovery: Discovery, ruleset: Ruleset, cache: Cache) -> list[_Result]:
+    """Each job's result from the cache when it holds one under the job's key, the others run.
+
+    A result is stored only when its job ran whole in one worker with no problem (a worker that
+    died or timed out may not do so next time) and its inputs did not change while it ran.
+    """
+    digests = Digests(discovery.root)
+    keyed = [dataclasses.replace(job, key=_key(job, discovery, ruleset, digests)) if cache.enabled else job
+             for job in jobs]
+    found = {job.key: cache.get(job.key) for job in keyed if job.key}
+    results = [_Result.from_data(value) for value in found.values() if value is not None]
+    fresh = _run_jobs([job for job in keyed if found.get(job.key) is None], settings.current())
+    by_key = collections.Counter(result.key for result in fresh)
+    inputs = {job.key: _inputs(job, discovery) for job in keyed if job.key}
+    for result in fresh:
+        if result.key and by_key[result.key] == 1 and not result.problems:
+            before = digests.of(inputs[result.key])
+            if digests.of(inputs[result.key], again=True) == before:
+                cache.put(result.key, result.as_data())
+    return _in_order([*results, *fresh])
+
+
+def _key(job: _Job, discovery: Discovery, ruleset: Ruleset, digests: Digests) -> str:
+    """Everything a job's result depends on, or "" when that cannot be said (then it is not cached).
+
+    A runner reads only files discovery kept (refused and ignored paths are excluded from its walk),
+    so their bytes are its inputs. Given explicit files, a runner that is not file by file may still
+    load the modules or bases they name from disk: those jobs are not cached.
+    """
+    if job.files is not None and job.framework not in _PER_FILE:
+        return ""
+    tools = {name: _tool(name) for name in _TOOLS.get(job.framework, ())}
+    return key("checkov-job", sys.version, checkov_version(), importlib.metadata.version("checker"), ruleset.digest,
+               checkov_environment(os.environ), tools, dataclasses.asdict(job),
+               digests.of(_inputs(job, discovery)))
+
+
+def _inputs(job: _Job, discovery: Discovery) -> Sequence[str]:
+    """The files a job's runner may read: its own for a framework run file by file, else every file kept."""
+    if job.framework in _PER_FILE:
+        return job.files if job.files is not None else job.candidates
+    return discovery.files
+
+
+# Programs a framework's runner runs (Checkov renders charts and overlays with them): their
+# identity is part of the key, as another version may render other manifests.
+_TOOLS: Mapping[str, tuple[str, ...]] = {"helm": ("helm",), "kustomize": ("kustomize", "kubectl")}
+
+
+def _tool(name: str) -> str:
+    """A program on the PATH as its real path, size and modification time ("" when there is none)."""
+    found = shutil.which(name)
+    if not found:
+        return ""
+    real = os.path.realpath(found)
+    status = os.stat(real)
+    return f"{real}:{status.st_size}:{status.st_mtime_ns}"
 
 
 def _run_jobs(jobs: Sequence[_Job], limits: settings.Settings) -> list[_Result]:
@@ -292,6 +368,11 @@ def _run_jobs(jobs: Sequence[_Job], limits: settings.Settings) -> list[_Result]:
     fence = workers.Fence(limits.worker_memory_mb, limits.checkov_timeout)
     callbacks = workers.Callbacks(work=_run_job, lost=_lost, unstarted=_unstarted, failed=_failed)
     results = workers.run_all(sorted(jobs, key=_expected_cost, reverse=True), fence, callbacks)
+    return _in_order(results)
+
+
+def _in_order(results: Sequence[_Result]) -> list[_Result]:
+    """Results in the order of RUNNERS, whichever worker finished first and whether or not they were cached."""
     return sorted(results, key=lambda r: list(RUNNERS).index(r.framework))
 
 
@@ -356,7 +437,7 @@ def _run_job(job: _Job) -> _Result:
     crashes = _CrashLog()
     module_name, class_name = RUNNERS[job.framework].split(":")
     runner_class = getattr(importlib.import_module(module_name), class_name)
-    result = _Result(job.framework)
+    result = _Result(job.framework, key=job.key)
     if _new_runner(runner_class) is None:
         tool = {"helm": "helm", "kustomize": "kubectl or kustomize"}.get(job.framework, "the tool it needs")
         roots = [posixpath.dirname(f) or "." for f in job.candidates
@@ -519,7 +600,7 @@ def checkov_version() -> str:
 
 def catalogue() -> dict[str, dict[str, Any]]:
     """Every Checkov check: title, frameworks and source link, cached per Checkov version."""
-    cache = _cache_dir() / f"checkov-{checkov_version()}.json"
+    cache = default_folder() / f"checkov-{checkov_version()}.json"
     try:
         cached: dict[str, dict[str, Any]] = json.loads(cache.read_text())
         return cached
@@ -545,9 +626,6 @@ def catalogue() -> dict[str, dict[str, Any]]:
     return found
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "checker"
 
 
 ENGINE = CheckovEngine()

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from checker.cache import Cache
 from checker.discover import Discovery, Source, discover
 from checker.documents import Document, Instruction
 from checker.engines.base import Outcome
@@ -39,7 +40,9 @@ class PythonEngine:
     def catalogue(self, ruleset: Ruleset) -> dict[str, Rule]:
         return {p.id: _rule(p, ruleset.organisation) for p in load_policies(ruleset.policy_paths).values()}
 
-    def run(self, discovery: Discovery, rules: Mapping[str, Rule], ruleset: Ruleset) -> Outcome:
+    def run(self, discovery: Discovery, rules: Mapping[str, Rule], ruleset: Ruleset, cache: Cache) -> Outcome:
+        """Every selected check on every document of its kinds. Not cached: the checks cost milliseconds,
+        and a check may read any document of the repository (ctx.documents), so its inputs are all of them."""
         policies = load_policies(ruleset.policy_paths)
         outcome = Outcome()
         documents = _Documents(lambda: discovery, outcome.problems)

@@ -1,0 +1,158 @@
+"""The result cache: what an engine computed, kept under a key of everything it depended on.
+
+A key is the sha256 of canonical JSON of its parts, which the engine names: the exact bytes of
+every input (as digests), the selected checks and their parameters, the ruleset digest, the
+tool, Checkov and Python versions, and every environment variable that can change a result. An
+equal key means an equal result, so a cache can save time but never change what is found.
+
+Entries live in `<folder>/results/v1/<2 hex>/<62 hex>.json.z`: zlib-compressed JSON that holds
+its own key and the sha256 of its payload. An entry is written whole or not at all (a temporary
+file renamed over it), so two scans at once are safe; one that is truncated, corrupt, or under
+another key is ignored, deleted and rebuilt, never trusted. Reading an entry touches it, and
+`trim` evicts the least recently used entries beyond the size bound. A cache folder that cannot
+be created, read or written never fails a scan: the results are computed, and one note says so.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import zlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+LAYOUT = "results/v1"
+
+
+def default_folder() -> Path:
+    """`$XDG_CACHE_HOME/checker`, else `~/.cache/checker` (the XDG base directory default)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "checker"
+
+
+def key(*parts: Any) -> str:
+    """The key of `parts` (JSON data): sha256 hex of their canonical JSON."""
+    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+class Cache:
+    """A result cache in `folder`, bounded to `max_bytes`; `folder=None` is no cache (--no-cache)."""
+
+    def __init__(self, folder: Path | None, max_bytes: int = 512 * 1024 * 1024) -> None:
+        self.folder = folder
+        self.max_bytes = max_bytes
+        self.notes: list[str] = []
+        self.hits = self.misses = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.folder is not None
+
+    def get(self, entry_key: str) -> Any | None:
+        """The value stored under `entry_key`, or None (absent, damaged, or no cache)."""
+        path = self._path(entry_key)
+        if path is None:
+            return None
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            self.misses += 1
+            return None
+        except OSError as error:
+            self._note(f"could not be read ({error.strerror or error})")
+            self.misses += 1
+            return None
+        value = _unpack(data, entry_key)
+        if value is _DAMAGED:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            self.misses += 1
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recently used: trimmed last
+        self.hits += 1
+        return value
+
+    def put(self, entry_key: str, value: Any) -> None:
+        """Store `value` (JSON data) under `entry_key`, whole or not at all."""
+        path = self._path(entry_key)
+        if path is None:
+            return
+        payload = json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        body = json.dumps({"key": entry_key, "sha256": hashlib.sha256(payload).hexdigest()}).encode() + b"\n" + payload
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_bytes(zlib.compress(body, 6))
+            os.replace(temporary, path)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            self._note(f"could not be written ({error.strerror or error})")
+
+    def trim(self) -> None:
+        """Evict the least recently used entries until the cache holds at most `max_bytes`."""
+        if self.folder is None:
+            return
+        entries = []
+        for path in (self.folder / LAYOUT).glob("*/*"):
+            with contextlib.suppress(OSError):
+                status = path.stat()
+                entries.append((status.st_mtime, status.st_size, path))
+        total = sum(size for _, size, _ in entries)
+        for _, size, path in sorted(entries, key=lambda e: e[0]):
+            if total <= self.max_bytes:
+                break
+            with contextlib.suppress(OSError):
+                path.unlink()
+                total -= size
+
+    def _path(self, entry_key: str) -> Path | None:
+        if self.folder is None:
+            return None
+        return self.folder / LAYOUT / entry_key[:2] / f"{entry_key[2:]}.json.z"
+
+    def _note(self, what: str) -> None:
+        if not self.notes:  # one note a scan: the first thing that went wrong says enough
+            self.notes.append(f"the result cache in {self.folder} {what}: results were computed, not taken from "
+                              "it; --no-cache turns it off, --cache-dir moves it")
+
+
+_DAMAGED = object()
+
+
+def _unpack(data: bytes, entry_key: str) -> Any:
+    """An entry's value, or _DAMAGED when it is truncated, corrupt or stored under another key."""
+    try:
+        header, _, payload = zlib.decompress(data).partition(b"\n")
+        meta = json.loads(header)
+        if meta.get("key") != entry_key or meta.get("sha256") != hashlib.sha256(payload).hexdigest():
+            return _DAMAGED
+        return json.loads(payload)
+    except (zlib.error, ValueError, AttributeError, RecursionError):
+        return _DAMAGED
+
+
+class Digests:
+    """sha256 of files under a root, each read once per scan (inputs of several keys share them)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._known: dict[str, str] = {}
+
+    def of(self, paths: Iterable[str], again: bool = False) -> dict[str, str]:
+        """path -> sha256 hex of its bytes ("unreadable" when it cannot be read). `again` reads them anew:
+        a result is stored only if its inputs did not change while it was computed."""
+        out = {}
+        for path in paths:
+            if again or path not in self._known:
+                try:
+                    self._known[path] = hashlib.sha256((self.root / path).read_bytes()).hexdigest()
+                except OSError:
+                    self._known[path] = "unreadable"
+            out[path] = self._known[path]
+        return out
