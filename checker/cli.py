@@ -19,6 +19,7 @@ from checker.output import printable, write_atomic
 from checker.report.commands import report_group
 from checker.reporters import Format
 from checker.ruleset import Ruleset
+from checker.warm_commands import warm_group
 
 FAIL_ON = click.Choice(FAIL_ON_CHOICES)
 OUTPUT = click.Path(dir_okay=False, writable=True)
@@ -426,3 +427,4 @@ def init_command(path: Path | None, force: bool) -> None:
 main.add_command(evidence_group)
 main.add_command(report_group)
 main.add_command(ledger_group)
+main.add_command(warm_group)

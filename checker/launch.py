@@ -1,6 +1,7 @@
-"""The `checker` console script: hand scans to the warm server when there is one, else run the CLI.
+"""The `checker` console script: hand a scan to the warm server when this environment opts in, else run the CLI.
 
-Kept free of heavy imports, so a warm scan costs little more than starting Python.
+Kept free of heavy imports, so a warm scan costs little more than starting Python. Only under
+pre-commit (PRE_COMMIT=1) or with CHECKER_WARM=1, never in CI: see checker/warm_client.py.
 """
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ def main() -> None:
         sys.stderr.write(f"checker: error: {error}\n")
         sys.exit(error.exit_code)
     if argv[:1] == ["scan"]:
-        from checker import warm
+        from checker import warm_client
 
-        if warm.enabled():
-            code = warm.run_remote(argv)
+        if warm_client.enabled():
+            code = warm_client.run_remote(argv)
             if code is not None:
                 sys.exit(code)
     from checker.cli import main as cli

@@ -76,7 +76,8 @@ VARIABLES: Mapping[str, tuple[str, Callable[[str, str], Any], str]] = {
     "CHECKER_LEDGER": ("ledger", _ledger, "the ledger of gated changes: a SQLite file or a postgresql:// URL"),
     "CHECKER_SIGNING_KEY": ("signing_key", _secret_pem,
                             "the Ed25519 private key that signs evidence (PEM text or its base64; as --signing-key)"),
-    "CHECKER_WARM": ("warm", _switch, "0 turns the warm server off on a developer machine"),
+    "CHECKER_WARM": ("warm", _switch,
+                     "1 hands scans to the warm server, 0 never; unset: only under pre-commit (PRE_COMMIT=1)"),
     "CHECKER_WARM_IDLE": ("warm_idle", _SECONDS, "seconds an idle warm server lives"),
     "CHECKER_CHECKOV_TIMEOUT": ("checkov_timeout", _SECONDS, "seconds one Checkov worker may run"),
     "CHECKER_CACHE_MB": ("cache_mb", _whole("MiB", 1, 1024 * 1024), "MiB the result cache may hold (512)"),
@@ -107,7 +108,7 @@ class Settings:
     base: str | None = None
     ledger: str | None = dataclasses.field(default=None, repr=False)  # may hold a database password
     signing_key: str | None = dataclasses.field(default=None, repr=False)  # a secret: never in a repr or log
-    warm: bool = True
+    warm: bool | None = None  # None: CHECKER_WARM unset, the warm server only under pre-commit
     warm_idle: int = 20 * 60
     checkov_timeout: int = 1800
     worker_memory_mb: int = 512
