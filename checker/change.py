@@ -295,6 +295,17 @@ def uncommitted(toplevel: str, paths: Sequence[Path]) -> list[str]:
     return [r for r in rel if r not in tracked]
 
 
+def tracks_any(toplevel: str, folder: Path) -> bool:
+    """Whether git tracks a file in `folder` (the result cache's, when it is inside the checkout), or
+    cannot say: what the repository being judged committed there must never stand in for results."""
+    real, top = Path(os.path.realpath(folder)), Path(toplevel)
+    if not real.is_relative_to(top):
+        return False
+    rel = real.relative_to(top).as_posix()
+    found = _Git(top).first_line(["ls-files", "-z", "--full-name", "--", f":(literal){rel}"], bool, b"\0")
+    return found != ""
+
+
 def _base(base_rev: str | None, ci: Mapping[str, Any], environ: Mapping[str, str]) -> tuple[str, str] | None:
     """(revision, where it came from): --change-base, else the pull or merge request base the CI names."""
     if base_rev:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from checker import baseline, gate, settings, suppress
 from checker.cache import Cache, default_folder
-from checker.change import Change, detect, uncommitted
+from checker.change import Change, detect, tracks_any, uncommitted
 from checker.discover import checkout_top, discover
 from checker.engines.registry import ENGINES
 from checker.errors import ConfigError
@@ -113,8 +113,7 @@ def run(options: Options, today: datetime.date | None = None) -> ScanResult:
     if discovery.ignored:
         notes.append(f"{len(discovery.ignored)} path(s) left out by .gitignore or the ruleset's ignore: "
                      + ", ".join(discovery.ignored[:5]) + (", ..." if len(discovery.ignored) > 5 else ""))
-    cache = Cache(None if not options.cache else Path(options.cache_dir) if options.cache_dir else default_folder(),
-                  settings.current().cache_mb * 1024 * 1024)
+    cache = _cache(options, change)
     for engine in ENGINES:
         owned = {i: r for i, r in rules.items() if r.engine == engine.name}
         if owned:
@@ -144,6 +143,20 @@ def run(options: Options, today: datetime.date | None = None) -> ScanResult:
         baseline_digest=hashlib.sha256(accepted).hexdigest() if accepted is not None else "",
         scope=scope(options.paths, root, change.toplevel),
     )
+
+
+def _cache(options: Options, change: Change) -> Cache:
+    """The result cache the options name; none when the folder holds files committed to the repository
+    being judged (with the keys public, anyone could commit entries that pass their own gate)."""
+    if not options.cache:
+        return Cache(None)
+    folder = Path(options.cache_dir) if options.cache_dir else default_folder()
+    if change.toplevel and tracks_any(change.toplevel, folder):
+        refused = Cache(None)
+        refused.notes.append(f"the result cache folder {folder} holds files committed to the repository being judged, "
+                             "so it was not used: results were computed (keep the cache out of git)")
+        return refused
+    return Cache(folder, settings.current().cache_mb * 1024 * 1024)
 
 
 def _committed(change: Change, ruleset: Ruleset, baseline_path: str | None) -> Change:

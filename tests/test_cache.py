@@ -5,6 +5,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import subprocess
 import zlib
 from pathlib import Path
 from typing import Any
@@ -217,3 +218,24 @@ def test_a_damaged_cache_is_rebuilt_and_an_unusable_one_is_noted(repo: Path, tmp
     assert results(noted) == results(good)
     notes = noted["runs"][0]["properties"]["notes"]
     assert any("the result cache in" in n and "could not be" in n for n in notes)
+
+
+def test_a_cache_folder_the_repository_committed_is_never_used(repo: Path, tmp_path: Path) -> None:
+    """The keys are public: a repository that commits a `.checker-cache` with forged entries (say, for a
+    CI template caching inside the checkout) must not pass its own gate with them."""
+    cache = repo / ".checker-cache"
+    honest = scan(repo, cache, tmp_path / "a.sarif")
+    for entry in entries(cache):  # forge: every framework found nothing
+        header, _, payload = zlib.decompress(entry.read_bytes()).partition(b"\n")
+        value = {**json.loads(payload), "records": []}
+        payload = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+        meta = {**json.loads(header), "sha256": hashlib.sha256(payload).hexdigest()}
+        entry.write_bytes(zlib.compress(json.dumps(meta).encode() + b"\n" + payload))
+    git = ["git", "-C", str(repo)]
+    commit = ["-c", "user.email=a@b.c", "-c", "user.name=a", "commit", "-qm", "x"]
+    for command in (["init", "-q"], ["add", "-A", "-f"], commit):
+        subprocess.run([*git, *command], check=True)
+    committed = scan(repo, cache, tmp_path / "b.sarif")
+    assert results(committed) == results(honest) and results(honest)
+    notes = committed["runs"][0]["properties"]["notes"]
+    assert any("holds files committed to the repository being judged, so it was not used" in n for n in notes)
