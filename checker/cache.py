@@ -58,7 +58,8 @@ class Cache:
         if path is None:
             return None
         try:
-            data = path.read_bytes()
+            with path.open("rb") as handle:
+                data = handle.read(self.max_bytes + 1)  # an entry larger than the whole cache is no entry of ours
         except FileNotFoundError:
             self.misses += 1
             return None
@@ -66,7 +67,7 @@ class Cache:
             self._note(f"could not be read ({error.strerror or error})")
             self.misses += 1
             return None
-        value = _unpack(data, entry_key)
+        value = _unpack(data, entry_key, self.max_bytes)
         if value is _DAMAGED:
             with contextlib.suppress(OSError):
                 path.unlink()
@@ -125,10 +126,17 @@ class Cache:
 _DAMAGED = object()
 
 
-def _unpack(data: bytes, entry_key: str) -> Any:
-    """An entry's value, or _DAMAGED when it is truncated, corrupt or stored under another key."""
+def _unpack(data: bytes, entry_key: str, limit: int) -> Any:
+    """An entry's value, or _DAMAGED when it is truncated, corrupt, stored under another key, or
+    larger than `limit` compressed or unpacked (a planted zlib bomb is not unpacked past it)."""
+    if len(data) > limit:
+        return _DAMAGED
     try:
-        header, _, payload = zlib.decompress(data).partition(b"\n")
+        inflate = zlib.decompressobj()
+        body = inflate.decompress(data, limit)
+        if inflate.unconsumed_tail or not inflate.eof:
+            return _DAMAGED
+        header, _, payload = body.partition(b"\n")
         meta = json.loads(header)
         if meta.get("key") != entry_key or meta.get("sha256") != hashlib.sha256(payload).hexdigest():
             return _DAMAGED

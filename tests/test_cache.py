@@ -239,3 +239,14 @@ def test_a_cache_folder_the_repository_committed_is_never_used(repo: Path, tmp_p
     assert results(committed) == results(honest) and results(honest)
     notes = committed["runs"][0]["properties"]["notes"]
     assert any("holds files committed to the repository being judged, so it was not used" in n for n in notes)
+
+
+def test_an_entry_too_large_or_a_zlib_bomb_is_not_unpacked(tmp_path: Path) -> None:
+    cache = Cache(tmp_path, max_bytes=1024 * 1024)
+    cache.put(key("a"), {"v": 1})
+    (entry,) = entries(tmp_path)
+    entry.write_bytes(zlib.compress(b"\0" * (64 * 1024 * 1024), 9))  # 64 MiB from a few dozen KiB
+    assert cache.get(key("a")) is None and not entry.exists()
+    cache.put(key("a"), {"v": 1})
+    entry.write_bytes(os.urandom(2 * 1024 * 1024))
+    assert cache.get(key("a")) is None and not entry.exists()
