@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 LAYOUT = "results/v1"
+ENTRY_LIMIT = 32 * 1024 * 1024  # bytes one entry may take, packed or unpacked (kubernetes-examples': 0.5 MiB)
 
 
 def default_folder() -> Path:
@@ -59,7 +60,7 @@ class Cache:
             return None
         try:
             with path.open("rb") as handle:
-                data = handle.read(self.max_bytes + 1)  # an entry larger than the whole cache is no entry of ours
+                data = handle.read(ENTRY_LIMIT + 1)
         except FileNotFoundError:
             self.misses += 1
             return None
@@ -67,7 +68,7 @@ class Cache:
             self._note(f"could not be read ({error.strerror or error})")
             self.misses += 1
             return None
-        value = _unpack(data, entry_key, self.max_bytes)
+        value = _unpack(data, entry_key, ENTRY_LIMIT)
         if value is _DAMAGED:
             with contextlib.suppress(OSError):
                 path.unlink()
@@ -94,6 +95,13 @@ class Cache:
             with contextlib.suppress(OSError):
                 temporary.unlink()
             self._note(f"could not be written ({error.strerror or error})")
+
+    def discard(self, entry_key: str) -> None:
+        """Remove the entry under `entry_key` (the engine found it is not a result of its own)."""
+        path = self._path(entry_key)
+        if path is not None:
+            with contextlib.suppress(OSError):
+                path.unlink()
 
     def trim(self) -> None:
         """Evict the least recently used entries until the cache holds at most `max_bytes`."""

@@ -193,9 +193,8 @@ def test_what_changes_a_result_changes_the_key(repo: Path, tmp_path: Path) -> No
     fixed = scan(repo, cache, tmp_path / "b.sarif")
     assert ("CKV_DOCKER_8", "Dockerfile") not in results(fixed)
     again = set(entries(cache)) - before
-    # Run again: the Dockerfile's framework, and those reading every file (Terraform's runner may read
-    # any file a module names); the Kubernetes runner, reading its manifests only, was a hit.
-    assert "dockerfile" in frameworks(again) and "kubernetes" not in frameworks(again)
+    # Every runner walking the checkout may read any file of it: all ran again.
+    assert frameworks(again) == frameworks(before)
     scan(repo, cache, tmp_path / "c.sarif", env={"CKV_IGNORE_HIDDEN_DIRECTORIES": "false"})
     assert frameworks(set(entries(cache)) - before - again) == frameworks(before)
 
@@ -250,3 +249,17 @@ def test_an_entry_too_large_or_a_zlib_bomb_is_not_unpacked(tmp_path: Path) -> No
     cache.put(key("a"), {"v": 1})
     entry.write_bytes(os.urandom(2 * 1024 * 1024))
     assert cache.get(key("a")) is None and not entry.exists()
+
+
+def test_a_file_read_by_a_runner_under_another_kind_is_part_of_the_key(repo: Path, tmp_path: Path) -> None:
+    """Checkov's Kubernetes runner walks the checkout and checks a manifest in a file discovery took for
+    compose: changing that file must change the key (found in review: the cache once passed the gate)."""
+    cache = tmp_path / "cache"
+    odd = repo / "docker-compose.pod.yaml"
+    odd.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {a: b}\n")
+    scan(repo, cache, tmp_path / "a.sarif")
+    odd.write_text(POD.replace("name: api", "name: odd", 1))
+    warm = timeless(scan(repo, cache, tmp_path / "b.sarif"))
+    fresh = timeless(scan(repo, None, tmp_path / "c.sarif"))
+    assert warm == fresh
+    assert ("CKV_K8S_16", "docker-compose.pod.yaml") in results(fresh)

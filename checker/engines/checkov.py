@@ -13,6 +13,7 @@ links, FIFOs, files past our limits) are kept away from every runner.
 from __future__ import annotations
 
 import collections
+import copy
 import dataclasses
 import importlib
 import importlib.metadata
@@ -107,6 +108,9 @@ _MISREAD: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "dockerfile": {"UTF-8 with a byte-order mark": ("",), "UTF-16": ("",), "UTF-32": ("",)},
     "github_actions": {"UTF-16": ("",), "UTF-32": ("",)},
 }
+# The files a runner reads, where its framework's kind is broader: neither Terraform runner reads
+# the other's files, so a tree with none of them needs no worker and no import of that runner.
+_READS: Mapping[str, tuple[str, ...]] = {"terraform": (".tf", ".hcl"), "terraform_json": (".tf.json",)}
 # Frameworks Checkov runs file by file, so a crash can be narrowed down to the file.
 _PER_FILE = frozenset(RUNNERS) - {"terraform", "terraform_json", "kustomize", "helm"}
 _GUIDE = "https://www.checkov.io/5.Policy%20Index/all.html"
@@ -173,7 +177,9 @@ def _job(framework: str, discovery: Discovery, checks: tuple[str, ...], skip: se
     """
     barred = frozenset((*discovery.refused, *skip))
     allowed = tuple(f for f in _candidates(framework, discovery) if not _barred(f, barred))
-    if not allowed:
+    readable = _READS.get(framework, ())
+    reads = not readable or any(f.endswith(readable) and not _barred(f, barred) for f in discovery.files)
+    if not allowed or not reads:
         return []
     root = str(discovery.root.resolve())
     files = None
@@ -282,10 +288,22 @@ class _Result:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_data(cls, data: Mapping[str, Any]) -> _Result:
-        """Back from `as_data` (an entry the cache has checked is whole and under its key)."""
-        return cls(data["framework"], data["key"], list(data["records"]), list(data["parse_errors"]),
-                   [Problem(**p) for p in data["problems"]], list(data["notes"]))
+    def from_data(cls, data: Any, job: _Job) -> _Result | None:
+        """Back from `as_data`, or None when it is not a result of `job` in the shape `as_data` writes
+        (an entry whole and under its key may still have been planted)."""
+        try:
+            result = cls(data["framework"], data["key"], list(data["records"]), list(data["parse_errors"]),
+                         [Problem(**p) for p in data["problems"]], list(data["notes"]))
+            fields = ("check_id", "check_name", "path", "start", "end", "resource", "guideline", "skip")
+            shaped = all(isinstance(r, dict) and set(r) == set(fields) and r["check_id"] in job.checks
+                         and isinstance(r["path"], str) and isinstance(r["start"], int) and isinstance(r["end"], int)
+                         for r in result.records)
+            texts = all(isinstance(t, str) for t in (*result.parse_errors, *result.notes))
+        except (KeyError, TypeError, ValueError):
+            return None
+        if result.framework != job.framework or result.key != job.key or result.problems or not shaped or not texts:
+            return None
+        return result
 
 
 def _candidates(framework: str, discovery: Discovery) -> tuple[str, ...]:
@@ -307,9 +325,16 @@ def _run_cached(jobs: Sequence[_Job], discovery: Discovery, ruleset: Ruleset, ca
     digests = Digests(discovery.root)
     keyed = [dataclasses.replace(job, key=_key(job, discovery, ruleset, digests)) if cache.enabled else job
              for job in jobs]
-    found = {job.key: cache.get(job.key) for job in keyed if job.key}
-    results = [_Result.from_data(value) for value in found.values() if value is not None]
-    fresh = _run_jobs([job for job in keyed if found.get(job.key) is None], settings.current())
+    results = []
+    for job in keyed:
+        value = cache.get(job.key) if job.key else None
+        cached = _Result.from_data(value, job) if value is not None else None
+        if value is not None and cached is None:
+            cache.discard(job.key)  # whole, under its key, but not a result of this job: never trusted
+        if cached is not None:
+            results.append(cached)
+    done = {r.key for r in results}
+    fresh = _run_jobs([job for job in keyed if not job.key or job.key not in done], settings.current())
     by_key = collections.Counter(result.key for result in fresh)
     inputs = {job.key: _inputs(job, discovery) for job in keyed if job.key}
     for result in fresh:
@@ -323,23 +348,26 @@ def _run_cached(jobs: Sequence[_Job], discovery: Discovery, ruleset: Ruleset, ca
 def _key(job: _Job, discovery: Discovery, ruleset: Ruleset, digests: Digests) -> str:
     """Everything a job's result depends on, or "" when that cannot be said (then it is not cached).
 
-    A runner reads only files discovery kept (refused and ignored paths are excluded from its walk),
-    so their bytes are its inputs. Given explicit files, a runner that is not file by file may still
-    load the modules or bases they name from disk: those jobs are not cached.
+    A runner walking the root reads only files discovery kept (refused and ignored paths are excluded
+    from its walk), whatever kind discovery gave them, so their bytes are its inputs. Not cached:
+    Helm and Kustomize (they may fetch charts and bases over the network); Terraform when anything
+    was ignored or refused (a module's `source` may point there, and the runner loads it); and a
+    runner that is not file by file given explicit files (it may load modules or bases from disk).
     """
-    if job.files is not None and job.framework not in _PER_FILE:
+    if job.framework in ("helm", "kustomize"):
+        return ""
+    if job.framework not in _PER_FILE and (job.files is not None or discovery.ignored or discovery.refused):
         return ""
     tools = {name: _tool(name) for name in _TOOLS.get(job.framework, ())}
     return key("checkov-job", sys.version, checkov_version(), importlib.metadata.version("checker"), ruleset.digest,
-               checkov_environment(os.environ), tools, dataclasses.asdict(job),
+               checkov_environment({"BC_SKIP_MAPPING": "TRUE", **os.environ}), tools, dataclasses.asdict(job),
                digests.of(_inputs(job, discovery)))
 
 
 def _inputs(job: _Job, discovery: Discovery) -> Sequence[str]:
-    """The files a job's runner may read: its own for a framework run file by file, else every file kept."""
-    if job.framework in _PER_FILE:
-        return job.files if job.files is not None else job.candidates
-    return discovery.files
+    """The files a job's runner may read: the files it is given, else every file kept (a runner walking
+    the root reads files of any kind: a Kubernetes manifest in a file discovery took for compose)."""
+    return job.files if job.files is not None else discovery.files
 
 
 # Programs a framework's runner runs (Checkov renders charts and overlays with them): their
@@ -412,10 +440,11 @@ def _lone_file(job: _Job) -> str | None:
 
 
 def _retries(job: _Job) -> list[_Job]:
-    """One job per file for a framework Checkov runs file by file (none when it had one file only)."""
+    """One job per file for a framework Checkov runs file by file (none when it had one file only);
+    without the job's cache key, as part of a job's work is never stored as the job's result."""
     if job.framework not in _PER_FILE or _lone_file(job):
         return []
-    return [dataclasses.replace(job, files=(rel,), candidates=(rel,)) for rel in job.candidates]
+    return [dataclasses.replace(job, files=(rel,), candidates=(rel,), key="") for rel in job.candidates]
 
 
 def _expected_cost(job: _Job) -> tuple[int, int]:
@@ -434,6 +463,8 @@ def _run_job(job: _Job) -> _Result:
     _in_this_process()
     if job.framework == "terraform":
         _confine_modules(job.root)
+    if job.framework in _EVALUATES:
+        _Memo.install()
     crashes = _CrashLog()
     module_name, class_name = RUNNERS[job.framework].split(":")
     runner_class = getattr(importlib.import_module(module_name), class_name)
@@ -503,6 +534,86 @@ def _confine_modules(root: str) -> None:
         return path if path is None or within(root, os.path.realpath(path)) else None
 
     TFParser.get_content_path = staticmethod(confined)  # type: ignore[method-assign,assignment]
+
+
+# Frameworks whose runners render Terraform expressions (checkov.terraform.graph_builder).
+_EVALUATES = frozenset({"terraform", "terraform_json", "terraform_plan"})
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+class _Memo:
+    """Checkov's evaluation of Terraform expressions (in this worker only), each text evaluated once.
+
+    Profiled: rendering variables evaluates the same few thousand texts hundreds of thousands
+    of times, each in a new asteval interpreter (terraform-aws-vpc: 369,000 evaluations of
+    13,800 texts), half of the Terraform runner's time. An evaluation depends on its text and on
+    the symbol table all evaluations share, nothing else; so its outcome (plain data, handed out
+    as a copy, or a ValueError) is kept per text while that table stays as it was. A text such
+    as `PORT=8080` assigns into the table: then everything kept is dropped. Never kept: texts
+    with an effect or a clock (`print`, `timestamp`), other outcomes (sets, whose order a copy
+    may not keep; errors of the moment such as MemoryError), and nothing at all in Checkov's
+    debug mode (it prints each error) or with its threaded rendering.
+    """
+
+    def __init__(self, module: Any) -> None:
+        self.evaluate = module.evaluate
+        self.table: dict[str, Any] = module.SAFE_EVAL_DICT
+        self.builtin = frozenset(self.table)
+        self.now = self.state()
+        self.kept: dict[str, tuple[bool, Any]] = {}
+
+    @classmethod
+    def install(cls) -> None:
+        if os.getenv("LOG_LEVEL") == "DEBUG" or os.getenv("RENDER_VARIABLES_ASYNC") == "True":
+            return
+        rendering = "checkov.terraform.graph_builder.variable_rendering"
+        caller: Any = importlib.import_module(f"{rendering}.evaluate_terraform")  # its one caller: _try_evaluate
+        evaluation = importlib.import_module(f"{rendering}.safe_eval_functions")
+        if caller.evaluate is evaluation.evaluate:
+            caller.evaluate = cls(evaluation)
+
+    def state(self) -> tuple[tuple[str, int, str | None], ...]:
+        """The symbol table's names, what each is bound to, and the value of each it did not start with."""
+        return tuple((name, id(value), None if name in self.builtin else repr(value))
+                     for name, value in self.table.items() if name != "print")  # each interpreter rebinds print
+
+    def __call__(self, text: Any) -> Any:
+        keep = isinstance(text, str) and "print" not in text and "timestamp" not in text
+        kept = self.kept.get(text) if keep else None
+        if kept is not None:
+            if kept[0]:
+                return copy.deepcopy(kept[1])
+            raise ValueError(*kept[1])
+        try:
+            value = self.evaluate(text)
+        except ValueError as error:
+            self.after((text, (False, error.args)) if keep else None)
+            raise
+        except BaseException:
+            self.after(None)
+            raise
+        self.after((text, (True, copy.deepcopy(value))) if keep and _plain(value) else None)
+        return value
+
+    def after(self, outcome: tuple[str, tuple[bool, Any]] | None) -> None:
+        """Keep an evaluation's outcome, unless the evaluation changed the table: then drop all kept."""
+        now = self.state()
+        if now != self.now:
+            self.kept.clear()
+            self.now = now
+        elif outcome is not None:
+            self.kept[outcome[0]] = outcome[1]
+
+
+def _plain(value: Any) -> bool:
+    """Whether a value is made of text, numbers, lists, tuples and dicts only (which a copy reproduces)."""
+    if type(value) in _PLAIN:
+        return True
+    if type(value) in (list, tuple):
+        return all(_plain(v) for v in value)
+    if type(value) is dict:
+        return all(_plain(k) and _plain(v) for k, v in value.items())
+    return False
 
 
 def _new_runner(runner_class: Any) -> Any:
@@ -594,6 +705,17 @@ class _CrashLog(logging.Handler):
         return out
 
 
+def _is_catalogue(data: Any) -> bool:
+    """Whether `data` has the shape `catalogue` writes (a damaged file is rebuilt, never trusted). The file
+    is the user's own, in their cache folder, and never restored from CI caches."""
+    return isinstance(data, dict) and bool(data) and all(
+        isinstance(meta, dict) and isinstance(meta.get("title"), str)
+        and isinstance(meta.get("link", ""), (str, type(None)))
+        and isinstance(meta.get("frameworks"), list) and meta["frameworks"]
+        and all(f in RUNNERS for f in meta["frameworks"])
+        for meta in data.values())
+
+
 def checkov_version() -> str:
     return importlib.metadata.version("checkov")
 
@@ -603,9 +725,10 @@ def catalogue() -> dict[str, dict[str, Any]]:
     cache = default_folder() / f"checkov-{checkov_version()}.json"
     try:
         cached: dict[str, dict[str, Any]] = json.loads(cache.read_text())
-        return cached
-    except (OSError, ValueError):
-        pass
+        if _is_catalogue(cached):
+            return cached
+    except (OSError, ValueError, RecursionError):
+        pass  # absent, unreadable or damaged: built again from Checkov below
     os.environ.setdefault("BC_SKIP_MAPPING", "TRUE")
     from checkov.docs_generator import get_checks
 
