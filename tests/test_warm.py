@@ -286,6 +286,9 @@ def test_the_log_records_each_scan_and_stays_bounded(runtime, cold):
         assert served.returncode == 0, served.stderr
     assert runtime.checker(*SCAN, CHECKER_WARM="1").returncode == 1
     assert runtime.checker("warm", "stop").returncode == 0
+    deadline = time.monotonic() + 15  # the server writes its last line as it goes, maybe after stop returns
+    while ": stopped: " not in runtime.log_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
     lines = runtime.log_text().splitlines()
     assert re.search(r"warm-[0-9a-f]+-[0-9a-f]+: started, server pid \d+; checker \S+, checkov \S+; ", lines[0])
     assert re.search(r": ready after [0-9.]+ s$", lines[1])
