@@ -7,6 +7,8 @@ Run from the project root with the project venv:
     .venv/bin/python bench/bench.py --rounds 2 --folders terragoat,cfngoat
     .venv/bin/python bench/bench.py --precommit           # one changed file: pre-commit latency
     .venv/bin/python bench/bench.py --report bench/results/corpus-....json   # re-print saved tables
+    .venv/bin/python bench/bench.py --rescan --rounds 1   # cold, unchanged and one-file-changed re-scans, one cache
+    .venv/bin/python bench/bench.py --scale 10 --rounds 1 --folders terragoat,cfngoat   # 10 copies against 1
 
 Every measurement is a fresh subprocess, timed with GNU time (`/usr/bin/time -f ...`) when present:
 - wall: elapsed seconds of the whole command (parent + forked workers, until the parent exits);
@@ -210,7 +212,7 @@ def ours_env(snapshot: Path | None, warm: bool = False) -> dict[str, str]:
         env["PYTHONPATH"] = str(snapshot)
     env.pop("CI", None)
     if warm:
-        env.pop("CHECKER_WARM", None)
+        env["CHECKER_WARM"] = "1"  # the warm server is opt-in (issue 12): on by default only under pre-commit
     else:
         env["CHECKER_WARM"] = "0"  # every run a fresh, complete process: no hand-off to a warm server
     return env
@@ -371,8 +373,75 @@ def check_ours_works(snapshot: Path | None) -> None:
         sys.exit(f"bench: our tool does not start (snapshot {snapshot}):\n{probe.stderr[-2000:]}")
 
 
+class Cache:
+    """What our result cache accepts (read from `checker scan --help`), and the flags each kind of run gets.
+
+    A version of checker without a flag runs without it; the results say so (`cache_note`).
+    """
+
+    def __init__(self, snapshot: Path | None) -> None:
+        text = subprocess.run([str(VENV_BIN / "checker"), "scan", "--help"], env=ours_env(snapshot),
+                              capture_output=True, text=True).stdout
+        self.dir_flag = "--cache-dir" in text
+        self.off_flag = "--no-cache" in text
+
+    def cold(self) -> list[str]:
+        """A first scan: no cache read or written."""
+        return ["--no-cache"] if self.off_flag else []
+
+    def at(self, folder: Path) -> list[str]:
+        return ["--cache-dir", str(folder)] if self.dir_flag else []
+
+    def note(self) -> str:
+        return ("checker scan accepts --cache-dir and --no-cache" if self.dir_flag and self.off_flag else
+                f"checker scan has {'--cache-dir' if self.dir_flag else 'no --cache-dir'} and "
+                f"{'--no-cache' if self.off_flag else 'no --no-cache'}: runs that would use them run without")
+
+
+def _link_tree(src: Path, dest: Path) -> None:
+    """A copy of `src` at `dest` made of hard links (plain copies across file systems); symbolic links kept."""
+    def link(a: str, b: str) -> None:
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dest, symlinks=True, copy_function=link)
+
+
+def _change_one_file(root: Path) -> str | None:
+    """Append a comment line to one file of `root` (a Terraform file if any, else a Dockerfile, else YAML).
+
+    The file is rewritten under a new name and renamed over the old one, so a hard link to the
+    corpus is replaced, never written through. Returns the path changed, relative to `root`.
+    """
+    files = sorted((p for p in root.rglob("*") if p.is_file() and not p.is_symlink()),  # .github/ and such last
+                   key=lambda p: (any(part.startswith(".") for part in p.relative_to(root).parts), p))
+    for wanted in (lambda p: p.suffix == ".tf", lambda p: p.name == "Dockerfile",
+                   lambda p: p.suffix in (".yaml", ".yml")):
+        for path in files:
+            if wanted(path):
+                tmp = path.with_name(path.name + ".bench-tmp")
+                tmp.write_bytes(path.read_bytes().rstrip(b"\n") + b"\n# bench: one file changed\n")
+                os.replace(tmp, path)
+                return path.relative_to(root).as_posix()
+    return None
+
+
 # ----------------------------------------------------------------------------------------------
 # Corpus mode
+
+
+def _folders(args: argparse.Namespace, corpus: Path, empty: bool) -> list[str]:
+    """The corpus folders asked for (--folders), else all of them; EMPTY too when `empty` allows it."""
+    folders = sorted(p.name for p in corpus.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if args.folders:
+        wanted = [f.strip() for f in args.folders.split(",") if f.strip()]
+        missing = [f for f in wanted if f not in folders and f != "empty"]
+        if missing:
+            sys.exit(f"bench: no such corpus folder(s): {', '.join(missing)}")
+        return [f for f in wanted if f != "empty"] + ([EMPTY] if "empty" in wanted and empty else [])
+    return folders + ([EMPTY] if empty and not args.no_empty else [])
 
 
 def corpus_mode(args: argparse.Namespace, snapshot: Path | None, meta: dict[str, Any]) -> dict[str, Any]:
@@ -380,15 +449,9 @@ def corpus_mode(args: argparse.Namespace, snapshot: Path | None, meta: dict[str,
     if not corpus.is_dir():
         print(f"bench: corpus folder {corpus} is absent: nothing to benchmark (corpus mode skipped)")
         return {}
-    folders = sorted(p.name for p in corpus.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if args.folders:
-        wanted = [f.strip() for f in args.folders.split(",") if f.strip()]
-        missing = [f for f in wanted if f not in folders and f != "empty"]
-        if missing:
-            sys.exit(f"bench: no such corpus folder(s): {', '.join(missing)}")
-        folders = [f for f in wanted if f != "empty"] + ([EMPTY] if "empty" in wanted else [])
-    elif not args.no_empty:
-        folders.append(EMPTY)
+    folders = _folders(args, corpus, empty=True)
+    cache = Cache(snapshot)
+    meta = {**meta, "cache_note": cache.note()}
     empty_dir = Path(tempfile.mkdtemp(prefix="bench-empty-"))
     out_dir = Path(tempfile.mkdtemp(prefix="bench-out-"))
     data: dict[str, Any] = {**meta, "mode": "corpus", "corpus": str(corpus), "rounds": args.rounds,
@@ -399,7 +462,9 @@ def corpus_mode(args: argparse.Namespace, snapshot: Path | None, meta: dict[str,
         for folder in folders:
             target = str(empty_dir if folder == EMPTY else corpus / folder)
             variants = [
-                ("ours", ours_cmd(target, str(RULESET), ["--format", "json", "--json-output", "/dev/null"]),
+                ("ours", ours_cmd(target, str(RULESET), ["--format", "json", "--json-output", "/dev/null",
+                                                         "--sarif-output", str(out_dir / "ours.sarif"),
+                                                         *cache.cold()]),
                  ours_env(snapshot), summarise_ours),
                 ("checkov", checkov_cmd("-d", target), checkov_env(), summarise_checkov),
             ]
@@ -413,12 +478,13 @@ def corpus_mode(args: argparse.Namespace, snapshot: Path | None, meta: dict[str,
                               stdout_path=stdout)
                 run.update(round=rnd, load1=round(load, 2), **summarise(stdout))
                 stdout.unlink(missing_ok=True)
+                (out_dir / "ours.sarif").unlink(missing_ok=True)
                 data["folders"][folder].setdefault(name, []).append(run)
                 print(f"[round {rnd}/{args.rounds}] {folder:32} {name:13} wall {run['wall']:7.2f}s "
                       f"cpu {run.get('cpu', 0):7.2f}s maxRSS {run.get('max_rss_mib', 0):6.0f}MiB "
                       f"treePSS {run.get('tree_pss_mib', 0):6.0f}MiB exit {run['exit']} load {load:.2f}",
                       flush=True)
-                if run["timed_out"] or run["exit"] not in _NORMAL[name]:
+                if run["timed_out"] or run["exit"] not in _NORMAL[name] or "parse_error" in run:
                     print("    unexpected exit; stderr tail:\n    "
                           + run["stderr_tail"][-600:].replace("\n", "\n    "), flush=True)
                 _save(save_to, data)
@@ -455,7 +521,8 @@ def _exits(runs: list[dict[str, Any]]) -> str:
 def print_corpus(data: dict[str, Any]) -> None:
     print(f"Corpus benchmark, {data['started']} .. {data.get('finished', '(unfinished)')}, "
           f"{data['rounds']} round(s); host {data['host']}; load average at start {data['loadavg_start']}")
-    print(f"ours: {data['ours_version']}; checkov {data['checkov_version']}\n")
+    print(f"ours: {data['ours_version']}; checkov {data['checkov_version']}"
+          + (f"; cache: {data['cache_note']}" if data.get("cache_note") else "") + "\n")
     head = ("| folder | ours wall s, median (min–max) | checkov wall s, median (min–max) | ours/checkov | "
             "ours CPU s | checkov CPU s | ours max RSS MiB | checkov max RSS MiB | ours tree PSS MiB | "
             "checkov tree PSS MiB | exit ours | exit checkov | ours findings (open) / problems | "
@@ -523,6 +590,9 @@ def precommit_mode(args: argparse.Namespace, snapshot: Path | None, meta: dict[s
     data: dict[str, Any] = {**meta, "mode": "precommit", "rounds": rounds, "files": {}}
     stamp = meta["started"].replace(":", "").replace("-", "")
     save_to = RESULTS / f"precommit-{stamp}.json"
+    cache = Cache(snapshot)
+    data["cache_note"] = cache.note() + ("; every run of ours gets a new, empty --cache-dir (a changed file misses)"
+                                         if cache.dir_flag else "")
     server = WarmServer(snapshot)
     warm = server.start()
     data["warm_server"] = "used" if warm else "not measured: " + server.note
@@ -530,7 +600,7 @@ def precommit_mode(args: argparse.Namespace, snapshot: Path | None, meta: dict[s
         data["warm_server"] += f" ({server.note})"
     print(f"warm server: {data['warm_server']}", flush=True)
     try:
-        _precommit_files(args, snapshot, corpus, rounds, warm, data, save_to)
+        _precommit_files(args, snapshot, corpus, rounds, warm, data, save_to, cache)
     finally:
         server.stop()
     data["finished"] = _now()
@@ -541,7 +611,7 @@ def precommit_mode(args: argparse.Namespace, snapshot: Path | None, meta: dict[s
 
 
 def _precommit_files(args: argparse.Namespace, snapshot: Path | None, corpus: Path, rounds: int, warm: bool,
-                     data: dict[str, Any], save_to: Path) -> None:
+                     data: dict[str, Any], save_to: Path, cache: Cache) -> None:
     for src_rel, repo_rel in PRECOMMIT_FILES:
         src = corpus / src_rel
         if not src.is_file():
@@ -564,12 +634,15 @@ def _precommit_files(args: argparse.Namespace, snapshot: Path | None, corpus: Pa
             runs: dict[str, list[dict[str, Any]]] = {}
             for rnd in range(1, rounds + 1):
                 for name, cmd, env in variants:
-                    run = measure(cmd, env=env, cwd=repo, timeout=args.timeout, sample=args.sample_interval)
+                    cache_dir = Path(tempfile.mkdtemp(prefix="bench-cache-"))
+                    full = [*cmd, *cache.at(cache_dir)] if name.startswith("ours") else cmd
+                    run = measure(full, env=env, cwd=repo, timeout=args.timeout, sample=args.sample_interval)
+                    shutil.rmtree(cache_dir, ignore_errors=True)
                     run.update(round=rnd, load1=round(os.getloadavg()[0], 2))
                     runs.setdefault(name, []).append(run)
                     print(f"[round {rnd}/{rounds}] {src_rel:48} {name:9} wall {run['wall']:6.2f}s "
                           f"maxRSS {run.get('max_rss_mib', 0):5.0f}MiB exit {run['exit']}", flush=True)
-                    if run["timed_out"] or run["exit"] not in _NORMAL[name]:
+                    if run["timed_out"] or run["exit"] not in _NORMAL[name] or "parse_error" in run:
                         print("    unexpected exit; stderr tail:\n    "
                               + run["stderr_tail"][-600:].replace("\n", "\n    "), flush=True)
             data["files"][src_rel] = runs
@@ -584,7 +657,8 @@ def print_precommit(data: dict[str, Any]) -> None:
     print("ours = `checker scan FILE --fail-on never` (default ruleset org-baseline), cold (CHECKER_WARM=0), in a "
           "fresh git repo; ours_warm = the same handed to our warm server (checker/warm.py, started beforehand; "
           f"{data.get('warm_server', 'not measured')}); ours_all = cold with -r bench/all-checkov.yaml; "
-          "checkov = `checkov -f FILE` (same flags as corpus mode)\n")
+          "checkov = `checkov -f FILE` (same flags as corpus mode)"
+          + (f"; cache: {data['cache_note']}" if data.get("cache_note") else "") + "\n")
     print("| file | ours s | ours_warm s | ours_all s | checkov s | ours/checkov | ours_warm/checkov | "
           "ours_all/checkov | ours max RSS MiB | checkov max RSS MiB | exits ours/warm/all/checkov |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|")
@@ -604,10 +678,222 @@ def print_precommit(data: dict[str, Any]) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
+# Re-scan mode: the same folder again, then with one file changed, with one result cache
+
+
+def rescan_mode(args: argparse.Namespace, snapshot: Path | None, meta: dict[str, Any]) -> dict[str, Any]:
+    """Per folder (a hard-linked copy under /tmp): ours three times with one --cache-dir (cold, again with
+    nothing changed, again with one file changed), Checkov once, and Checkov on the changed file's framework."""
+    corpus = Path(args.corpus)
+    if not corpus.is_dir():
+        print(f"bench: corpus folder {corpus} is absent: nothing to benchmark (re-scan mode skipped)")
+        return {}
+    cache = Cache(snapshot)
+    note = cache.note() if cache.dir_flag else ("this checker has no --cache-dir (`checker scan --help`): ours runs "
+                                                "WITHOUT a result cache, so the re-scan measures no cache at all")
+    print(f"cache: {note}", flush=True)
+    data: dict[str, Any] = {**meta, "mode": "rescan", "rounds": args.rounds, "cache_note": note, "folders": {}}
+    save_to = RESULTS / f"rescan-{meta['started'].replace(':', '').replace('-', '')}.json"
+    for rnd in range(1, args.rounds + 1):
+        for folder in _folders(args, corpus, empty=False):
+            work = Path(tempfile.mkdtemp(prefix="bench-rescan-"))
+            cache_dir = Path(tempfile.mkdtemp(prefix="bench-cache-", dir=args.cache_dir))
+            try:
+                copy = work / folder
+                _link_tree(corpus / folder, copy)
+                runs = data["folders"].setdefault(folder, {})
+                ours = ours_cmd(str(copy), str(RULESET), ["--format", "json", "--json-output", "/dev/null",
+                                                          "--sarif-output", str(work / "ours.sarif"),
+                                                          *cache.at(cache_dir)])
+                steps: list[tuple[str, list[str], dict[str, str], Any]] = [
+                    ("ours_first", ours, ours_env(snapshot), summarise_ours),
+                    ("ours_rescan", ours, ours_env(snapshot), summarise_ours),
+                    ("ours_changed", ours, ours_env(snapshot), summarise_ours),
+                    ("checkov", checkov_cmd("-d", str(copy)), checkov_env(), summarise_checkov),
+                ]
+                for name, cmd, env, summarise in steps:
+                    if name == "ours_changed":
+                        changed = _change_one_file(copy)
+                        runs["changed_file"] = changed
+                        framework = _framework_of(copy, changed)
+                        if framework:
+                            runs["changed_framework"] = framework
+                            # appended while iterating: this loop runs it last, on the changed copy
+                            steps.append(("checkov_framework", [*checkov_cmd("-d", str(copy)), "--framework",
+                                                                framework], checkov_env(), summarise_checkov))
+                    _run_step(args, name, cmd, env, summarise, work, runs, rnd, folder)
+                    _save(save_to, data)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+                shutil.rmtree(cache_dir, ignore_errors=True)
+    data["finished"] = _now()
+    _save(save_to, data)
+    print(f"\nresults saved to {save_to.relative_to(PROJECT)}\n")
+    print_rescan(data)
+    return data
+
+
+def _framework_of(root: Path, rel: str | None) -> str | None:
+    """The Checkov framework that mainly reads the changed file (secrets reads every file besides)."""
+    if rel is None:
+        return None
+    if rel.endswith(".tf"):
+        return "terraform"
+    if rel.rsplit("/", 1)[-1] == "Dockerfile":
+        return "dockerfile"
+    if rel.startswith(".github/workflows/"):
+        return "github_actions"
+    text = (root / rel).read_text(errors="replace")
+    if "AWSTemplateFormatVersion" in text or "\nResources:" in text:
+        return "cloudformation"
+    if "apiVersion:" in text and "kind:" in text:
+        return "kubernetes"
+    return None
+
+
+def _run_step(args: argparse.Namespace, name: str, cmd: list[str], env: dict[str, str], summarise: Any,
+              work: Path, runs: dict[str, Any], rnd: int, label: str) -> dict[str, Any]:
+    stdout = work / f"{name}.json"
+    load = os.getloadavg()[0]
+    run = measure(cmd, env=env, cwd=PROJECT, timeout=args.timeout, sample=args.sample_interval, stdout_path=stdout)
+    run.update(round=rnd, load1=round(load, 2), **summarise(stdout))
+    stdout.unlink(missing_ok=True)
+    (work / "ours.sarif").unlink(missing_ok=True)
+    runs.setdefault(name, []).append(run)
+    if "parse_error" in run:  # no report: say why, a number alone would mislead
+        print(f"    {name}: no readable report ({run['parse_error'][:100]}); stderr tail:\n    "
+              + run["stderr_tail"][-600:].replace("\n", "\n    "), flush=True)
+    print(f"[round {rnd}/{args.rounds}] {label:32} {name:17} wall {run['wall']:7.2f}s cpu {run.get('cpu', 0):7.2f}s "
+          f"maxRSS {run.get('max_rss_mib', 0):6.0f}MiB treePSS {run.get('tree_pss_mib', 0):6.0f}MiB "
+          f"exit {run['exit']} load {load:.2f}", flush=True)
+    if run["timed_out"] or run["exit"] not in _NORMAL[name.split("_")[0] if name.startswith("ours") else "checkov"]:
+        print("    unexpected exit; stderr tail:\n    " + run["stderr_tail"][-600:].replace("\n", "\n    "),
+              flush=True)
+    return run
+
+
+def print_rescan(data: dict[str, Any]) -> None:
+    print(f"Re-scan benchmark, {data['started']} .. {data.get('finished', '(unfinished)')}, {data['rounds']} round(s); "
+          f"host {data['host']}; load average at start {data['loadavg_start']}")
+    print(f"cache: {data.get('cache_note', '?')}")
+    print("ours_first: cold cache; ours_rescan: the same again, nothing changed; ours_changed: again after one file "
+          "was changed (a comment line appended); checkov: `checkov -d` once; checkov_fw: `checkov -d --framework F` "
+          "for the changed file's framework F. Medians of wall seconds.\n")
+    print("| folder | ours first s | ours re-scan s | ours one changed s | checkov s | re-scan/checkov | "
+          "first/checkov | one changed/checkov | changed file (framework) | checkov_fw s | one changed/checkov_fw | "
+          "findings first / re-scan / changed | exits |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|:-:|:-:|")
+    totals = dict.fromkeys(("ours_first", "ours_rescan", "ours_changed", "checkov"), 0.0)
+    for folder, runs in data["folders"].items():
+        med = {k: _med(runs.get(k, []), "wall") for k in (*totals, "checkov_framework")}
+        for k in totals:
+            totals[k] += med[k] or 0
+
+        def ratio(a: str, b: str, med: dict[str, float | None] = med) -> str:
+            x, y = med[a], med[b]
+            return _fmt(x / y if x and y else None, 2)
+
+        found = " / ".join(str((runs.get(k) or [{}])[-1].get("open", "–")) for k in
+                           ("ours_first", "ours_rescan", "ours_changed"))
+        print(f"| {folder} | {_fmt(med['ours_first'])} | {_fmt(med['ours_rescan'])} | {_fmt(med['ours_changed'])} | "
+              f"{_fmt(med['checkov'])} | {ratio('ours_rescan', 'checkov')} | {ratio('ours_first', 'checkov')} | "
+              f"{ratio('ours_changed', 'checkov')} | {runs.get('changed_file', '–')} "
+              f"({runs.get('changed_framework', '–')}) | {_fmt(med['checkov_framework'])} | "
+              f"{ratio('ours_changed', 'checkov_framework')} | {found} | "
+              + "/".join(_exits(runs.get(k, [])) or "–" for k in (*totals, "checkov_framework")) + " |")
+    if totals["checkov"]:
+        print(f"\nTotal: ours first {totals['ours_first']:.1f} s, re-scan {totals['ours_rescan']:.1f} s, one file "
+              f"changed {totals['ours_changed']:.1f} s; checkov {totals['checkov']:.1f} s; re-scan/checkov "
+              f"{totals['ours_rescan'] / totals['checkov']:.2f} (target <= 0.1), first/checkov "
+              f"{totals['ours_first'] / totals['checkov']:.2f}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Scale mode: the corpus made N times larger (copies), to see whether the cost is linear
+
+
+def scale_mode(args: argparse.Namespace, snapshot: Path | None, meta: dict[str, Any]) -> dict[str, Any]:
+    """One folder holding one copy of each selected corpus folder, one holding N; both tools on both."""
+    corpus = Path(args.corpus)
+    if not corpus.is_dir():
+        print(f"bench: corpus folder {corpus} is absent: nothing to benchmark (scale mode skipped)")
+        return {}
+    n = args.scale
+    folders = _folders(args, corpus, empty=False)
+    cache = Cache(snapshot)
+    data: dict[str, Any] = {**meta, "mode": "scale", "rounds": args.rounds, "copies": n, "folders": folders,
+                            "cache_note": cache.note() + ("; ours runs with --no-cache (copies would hit)"
+                                                          if cache.off_flag else ""),
+                            "runs": {}}
+    save_to = RESULTS / f"scale-{meta['started'].replace(':', '').replace('-', '')}.json"
+    base = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    try:
+        targets = {1: base / "x1", n: base / f"x{n}"}
+        for folder in folders:  # hard links: the copies cost directory entries, not bytes
+            _link_tree(corpus / folder, targets[1] / folder)
+            for i in range(1, n + 1):
+                _link_tree(corpus / folder, targets[n] / f"copy{i:03d}" / folder)
+        print(f"scale: {len(folders)} folder(s), 1 copy in {targets[1]}, {n} copies in {targets[n]}", flush=True)
+        for rnd in range(1, args.rounds + 1):
+            for copies, target in targets.items():
+                for tool in ("ours", "checkov"):
+                    cmd = (ours_cmd(str(target), str(RULESET), ["--format", "json", "--json-output", "/dev/null",
+                                                                 "--sarif-output", str(base / "ours.sarif"),
+                                                                 *cache.cold()])
+                           if tool == "ours" else checkov_cmd("-d", str(target)))
+                    env = ours_env(snapshot) if tool == "ours" else checkov_env()
+                    summarise = summarise_ours if tool == "ours" else summarise_checkov
+                    _run_step(args, tool, cmd, env, summarise, base, data["runs"].setdefault(f"{tool}_x{copies}", {}),
+                              rnd, f"x{copies}")
+                    _save(save_to, data)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    data["finished"] = _now()
+    _save(save_to, data)
+    print(f"\nresults saved to {save_to.relative_to(PROJECT)}\n")
+    print_scale(data)
+    return data
+
+
+def print_scale(data: dict[str, Any]) -> None:
+    n = data["copies"]
+    print(f"Scale benchmark, {data['started']} .. {data.get('finished', '(unfinished)')}, {data['rounds']} round(s); "
+          f"host {data['host']}; load average at start {data['loadavg_start']}")
+    print(f"folders: {', '.join(data['folders'])}; x1 = one copy of each, x{n} = {n} copies of each (hard links); "
+          f"{data.get('cache_note', '')}. Medians of wall seconds.\n")
+    print(f"| tool | x1 s | x{n} s | x{n} per copy s | x{n} / ({n} * x1) | x1 max RSS MiB | x{n} max RSS MiB | "
+          f"x1 tree PSS MiB | x{n} tree PSS MiB | findings x1 / x{n} | exits |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|")
+    for tool in ("ours", "checkov"):
+        one = data["runs"].get(f"{tool}_x1", {}).get(tool, [])
+        many = data["runs"].get(f"{tool}_x{n}", {}).get(tool, [])
+        a, b = _med(one, "wall"), _med(many, "wall")
+        key = "open" if tool == "ours" else "failed"
+        print(f"| {tool} | {_fmt(a)} | {_fmt(b)} | {_fmt(b / n if b else None, 2)} | "
+              f"{_fmt(b / (n * a) if a and b else None, 2)} | {_fmt(_med(one, 'max_rss_mib'), 0)} | "
+              f"{_fmt(_med(many, 'max_rss_mib'), 0)} | {_fmt(_med(one, 'tree_pss_mib'), 0)} | "
+              f"{_fmt(_med(many, 'tree_pss_mib'), 0)} | {(one or [{}])[-1].get(key, '–')} / "
+              f"{(many or [{}])[-1].get(key, '–')} | {_exits(one)} / {_exits(many)} |")
+    print(f"\nTarget: x{n} / ({n} * x1) <= 1 (a corpus {n} times larger costs at most {n} times the time).")
+
+
+# ----------------------------------------------------------------------------------------------
 
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _machine() -> str:
+    """CPU model, CPUs and memory, from /proc (empty elsewhere)."""
+    try:
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")), "?")
+        mem = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                    if line.startswith("MemTotal:")), 0)
+    except OSError:
+        return ""
+    return f"{os.cpu_count()} x {cpu}, {mem / 2**20:.1f} GiB RAM"
 
 
 def _version(cmd: list[str], env: dict[str, str]) -> str:
@@ -631,12 +917,26 @@ def main() -> None:
     parser.add_argument("--snapshot", choices=("worktree", "head", "none"), default="worktree",
                         help="run our tool from a copy of the working tree taken at start (default), of git HEAD, "
                              "or straight from the editable install (none)")
+    parser.add_argument("--rescan", action="store_true",
+                        help="re-scan mode: per folder, ours cold, again unchanged and again with one file changed, "
+                             "with one --cache-dir; Checkov once (a hard-linked copy of each folder under /tmp)")
+    parser.add_argument("--cache-dir", default=os.environ.get("BENCH_CACHE_DIR"), metavar="DIR",
+                        help="re-scan mode: make each folder's cache in a new folder under DIR (default: the "
+                             "system's temporary folder; env BENCH_CACHE_DIR); always deleted afterwards")
+    parser.add_argument("--scale", type=int, metavar="N",
+                        help="scale mode: the selected folders (--folders; default all) copied N times into one "
+                             "folder under /tmp (hard links), against one copy; ours (--no-cache) and Checkov")
     parser.add_argument("--report", metavar="JSON", help="only re-print the tables of a saved results file")
     args = parser.parse_args()
     if args.report:
         data = json.loads(Path(args.report).read_text())
-        (print_precommit if data.get("mode") == "precommit" else print_corpus)(data)
+        printer = {"precommit": print_precommit, "rescan": print_rescan, "scale": print_scale}
+        printer.get(data.get("mode", ""), print_corpus)(data)
         return
+    if sum(bool(x) for x in (args.precommit, args.rescan, args.scale)) > 1:
+        sys.exit("bench: --precommit, --rescan and --scale are separate modes: give one")
+    if args.scale is not None and args.scale < 2:
+        sys.exit("bench: --scale N needs N >= 2")
     if not RULESET.is_file():
         sys.exit(f"bench: {RULESET} is missing")
     snapshot, snap_info = make_snapshot(args.snapshot)
@@ -645,7 +945,7 @@ def main() -> None:
         meta = {
             "started": _now(), "host": f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs, "
                                        f"Python {platform.python_version()}",
-            "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+            "loadavg_start": [round(x, 2) for x in os.getloadavg()], "machine": _machine(),
             "ours_version": _version([str(VENV_BIN / "checker"), "--version"], ours_env(snapshot)),
             "checkov_version": _version([str(VENV_BIN / "checkov"), "--version"], checkov_env()),
             "snapshot": snap_info, "gnu_time": os.access(GNU_TIME, os.X_OK),
@@ -654,6 +954,10 @@ def main() -> None:
         }
         if args.precommit:
             precommit_mode(args, snapshot, meta)
+        elif args.rescan:
+            rescan_mode(args, snapshot, meta)
+        elif args.scale:
+            scale_mode(args, snapshot, meta)
         else:
             corpus_mode(args, snapshot, meta)
     finally:
