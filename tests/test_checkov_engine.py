@@ -15,6 +15,7 @@ import pytest
 from testkit import corpus_folder, ruleset_text
 
 from checker import settings
+from checker.engines import checkov as checkov_engine
 from checker.engines import workers
 from checker.scan import Options, run
 
@@ -283,7 +284,92 @@ def test_files_in_an_encoding_checkov_skips_or_misreads_are_named_not_passed(tmp
     assert paths_with_findings(result) == {"pod-bom.yaml", "pod-utf16.yaml", ".github/workflows/bom.yml"}
 
 
-PARITY_FOLDERS = ["terragoat", "cfngoat", "kustomizegoat", "gitlab-runner"]
+RUNNER_MODULES = {spec.split(":")[0] for spec in checkov_engine.RUNNERS.values()}
+IMPORTED = ("import sys\nfrom checker.scan import Options, run\n"
+            "run(Options(paths=(sys.argv[1],), ruleset=sys.argv[2], cache=False))\n"
+            "print(' '.join(m for m in sys.modules if m.startswith('checkov')))")
+
+
+@pytest.mark.parametrize(("files", "include", "runners"), [
+    ({"Dockerfile": "FROM nginx:latest\n"}, ["CKV_K8S_*"], set()),
+    ({"main.tf": TF}, ["CKV_AWS_*"], {"checkov.terraform.runner"}),
+    ({"main.tf.json": json.dumps({"resource": {"aws_s3_bucket": {"b": {"bucket": "b"}}}})}, ["CKV_AWS_*"],
+     {"checkov.terraform_json.runner", "checkov.terraform.plan_runner"}),
+])
+def test_a_scan_imports_only_the_runners_of_the_jobs_it_runs(write, tmp_path, files, include, runners):
+    """Cold start: Checkov's runners cost a second to import; none is imported for a framework with no file."""
+    for rel, text in files.items():
+        write(f"repo/{rel}", text)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(ruleset_text(include, gate="{fail_on: never}"))
+    done = subprocess.run([sys.executable, "-c", IMPORTED, str(tmp_path / "repo"), str(rules)], capture_output=True,
+                          text=True, timeout=300, check=True, env={**os.environ, "CHECKER_WARM": "0"})
+    imported = set(done.stdout.split())
+    assert imported & RUNNER_MODULES == runners
+    if not runners:
+        assert not any(m.startswith("checkov.common.runners") for m in imported)
+
+
+@pytest.fixture
+def evaluation(monkeypatch: pytest.MonkeyPatch):
+    """Checkov's Terraform expression evaluator with a symbol table of this test's own (assignments stay here)."""
+    from checkov.terraform.graph_builder.variable_rendering import safe_eval_functions
+
+    monkeypatch.setattr(safe_eval_functions, "SAFE_EVAL_DICT", dict(safe_eval_functions.SAFE_EVAL_DICT))
+    return safe_eval_functions
+
+
+def outcome(evaluate, text: str):
+    try:
+        return "value", evaluate(text)
+    except ValueError as error:
+        return "error", str(error)
+
+
+TEXTS = ["1 + 2", "'a' if 1 == 1 else 'b'", "[1, 'x', {'k': [2]}]", "lower('ABC')", "var.missing",
+         "merge({'a': 1}, {'b': 2})", "1 +", "length([1, 2, 3])", "..."]
+
+
+def test_terraform_expressions_are_evaluated_once_each_with_the_outcome_of_every_evaluation(evaluation):
+    calls = []
+
+    def counted(text):
+        calls.append(text)
+        return evaluation.evaluate(text)
+
+    memo = checkov_engine._Memo(evaluation)
+    memo.evaluate = counted
+    fresh = [outcome(evaluation.evaluate, t) for t in TEXTS * 3]
+    assert [outcome(memo, t) for t in TEXTS * 3] == fresh
+    assert sorted(calls) == sorted(TEXTS)  # the second and third rounds came from what was kept
+    value = memo("[1, 'x', {'k': [2]}]")
+    value[2]["k"].append(3)  # a caller changing what it was given changes nothing kept
+    assert memo("[1, 'x', {'k': [2]}]") == [1, "x", {"k": [2]}]
+
+
+def test_an_expression_that_assigns_into_the_shared_symbol_table_drops_what_was_kept(evaluation):
+    """Checkov's evaluator shares one symbol table: `foo=1` defines `foo` for every later evaluation."""
+    memo = checkov_engine._Memo(evaluation)
+    assert outcome(memo, "foo")[0] == "error"
+    assert memo("foo=1") is None
+    assert memo("foo") == 1 == evaluation.evaluate("foo")
+    memo("foo=[2]")
+    assert memo("foo") == [2]
+
+
+def test_expressions_with_a_clock_or_an_effect_are_evaluated_every_time(evaluation):
+    calls = []
+    memo = checkov_engine._Memo(evaluation)
+    memo.evaluate = lambda text: calls.append(text) or evaluation.evaluate(text)
+    for _ in range(2):
+        memo("timestamp()")
+        memo("toset(['a', 'b'])")  # a set: a copy need not iterate in the same order
+    assert len(calls) == 4
+
+
+PARITY_FOLDERS = ["terragoat", "cfngoat", "kustomizegoat", "gitlab-runner",
+                  pytest.param("terraform-aws-vpc", marks=pytest.mark.slow),
+                  pytest.param("terraform-aws-eks", marks=pytest.mark.slow)]
 
 
 @pytest.mark.corpus

@@ -76,7 +76,7 @@ def run_all(jobs: Iterable[J], fence: Fence, callbacks: Callbacks[J, R]) -> list
     results: list[R] = []
     try:
         while queue or running:
-            while queue and len(running) < (os.cpu_count() or 1):
+            while queue and len(running) < cpus():
                 job = queue.popleft()
                 if time.monotonic() >= end:
                     results.append(callbacks.unstarted(job, f"the time limit for all workers ({2 * fence.seconds} "
@@ -90,6 +90,13 @@ def run_all(jobs: Iterable[J], fence: Fence, callbacks: Callbacks[J, R]) -> list
         for worker in running.values():
             _stop(worker)
     return results
+
+
+def cpus() -> int:
+    """The CPUs this process may run on (its affinity, where the system tells), at least one."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def _reap(running: dict[multiprocessing.connection.Connection, _Worker[J]], queue: collections.deque[J],
