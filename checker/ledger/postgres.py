@@ -31,8 +31,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from checker.errors import ConfigError, ScanError
 from checker.evidence.statements import canonical
-from checker.ledger.row import COLUMNS as ROW_COLUMNS
-from checker.ledger.row import Row, filters
+from checker.ledger.row import Row, column_types, filters
 
 SCHEMA_VERSION = "1"
 # One constant key for pg_advisory_xact_lock: the first 8 bytes of sha256(b"checker-ledger"), signed.
@@ -42,32 +41,9 @@ CONNECT_TIMEOUT = 10      # seconds to reach the server
 LOCK_TIMEOUT = "120s"     # the longest an append waits for the other writers before giving up (ScanError)
 FETCH_ROWS = 1000         # rows per round trip when streaming the ledger (verify, report)
 
-# Column -> SQL type: exactly the Row's fields, in its order (checked at import below).
-COLUMNS: dict[str, str] = {
-    "seq": "BIGINT PRIMARY KEY CHECK (seq > 0)",
-    "appended_at": "TEXT NOT NULL",
-    "prev_hash": "TEXT NOT NULL",
-    "entry_hash": "TEXT NOT NULL",
-    "evidence": "BYTEA NOT NULL",
-    "evidence_sha256": "TEXT NOT NULL UNIQUE",
-    "verified": "BOOLEAN",
-    "signer": "TEXT NOT NULL",
-    "repository": "TEXT NOT NULL",
-    "environment": "TEXT NOT NULL",
-    "commit": "TEXT NOT NULL",
-    "branch": "TEXT NOT NULL",
-    "decision": "TEXT NOT NULL",
-    "tickets": "TEXT NOT NULL",  # canonical JSON text, as in SQLite (row.py)
-    "ruleset_name": "TEXT NOT NULL",
-    "ruleset_version": "TEXT NOT NULL",
-    "ruleset_digest": "TEXT NOT NULL",
-    "started": "TEXT NOT NULL",
-    "finished": "TEXT NOT NULL",
-    "decided_on": "TEXT NOT NULL",
-    "predicate": "TEXT NOT NULL",
-}
-if tuple(COLUMNS) != ROW_COLUMNS:  # pragma: no cover - a developer's mistake
-    raise RuntimeError("checker.ledger.postgres.COLUMNS must list Row's fields in order")
+# Column -> SQL type: Row's fields in order; tickets is canonical JSON text, as in SQLite (row.py).
+COLUMNS = column_types(seq="BIGINT PRIMARY KEY CHECK (seq > 0)", evidence="BYTEA NOT NULL",
+                       evidence_sha256="TEXT NOT NULL UNIQUE", verified="BOOLEAN")
 
 _SELECT = sql.SQL("SELECT {} FROM entries").format(sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS))
 _SELECT_LIGHT = sql.SQL("SELECT {} FROM entries").format(sql.SQL(", ").join(

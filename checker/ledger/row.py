@@ -47,6 +47,15 @@ class Row:
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Row))
+
+
+def column_types(**special: str) -> dict[str, str]:
+    """Column -> SQL type for a back end: every Row field in order, `TEXT NOT NULL` but the ones a
+    dialect spells its own way (seq, evidence, verified) and the one UNIQUE column."""
+    unknown = set(special) - set(COLUMNS)
+    if unknown:  # pragma: no cover - a developer's mistake
+        raise RuntimeError(f"no ledger column {sorted(unknown)}")
+    return {c: special.get(c, "TEXT NOT NULL") for c in COLUMNS}
 # The fields `chain.describe` derives from the evidence bytes (the rest place the entry in the chain).
 DERIVED: tuple[str, ...] = COLUMNS[COLUMNS.index("evidence_sha256"):COLUMNS.index("verified")] + COLUMNS[
     COLUMNS.index("signer"):]

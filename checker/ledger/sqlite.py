@@ -34,37 +34,14 @@ from typing import Any
 
 from checker.errors import ConfigError, ScanError
 from checker.evidence.statements import canonical
-from checker.ledger.row import COLUMNS, Row, filters
+from checker.ledger.row import COLUMNS, Row, column_types, filters
 
 SCHEMA_VERSION = "1"
 BUSY_SECONDS = 120  # the longest an append waits for other writers (20 pipelines at once wait far less)
 HEADER = b"SQLite format 3\x00"
 
-_TYPES: dict[str, str] = {
-    "seq": "INTEGER PRIMARY KEY CHECK (seq > 0)",
-    "appended_at": "TEXT NOT NULL",
-    "prev_hash": "TEXT NOT NULL",
-    "entry_hash": "TEXT NOT NULL",
-    "evidence": "BLOB NOT NULL",
-    "evidence_sha256": "TEXT NOT NULL UNIQUE",
-    "verified": "INTEGER CHECK (verified IN (0, 1))",
-    "signer": "TEXT NOT NULL",
-    "repository": "TEXT NOT NULL",
-    "environment": "TEXT NOT NULL",
-    "commit": "TEXT NOT NULL",
-    "branch": "TEXT NOT NULL",
-    "decision": "TEXT NOT NULL",
-    "tickets": "TEXT NOT NULL",
-    "ruleset_name": "TEXT NOT NULL",
-    "ruleset_version": "TEXT NOT NULL",
-    "ruleset_digest": "TEXT NOT NULL",
-    "started": "TEXT NOT NULL",
-    "finished": "TEXT NOT NULL",
-    "decided_on": "TEXT NOT NULL",
-    "predicate": "TEXT NOT NULL",
-}
-if tuple(_TYPES) != COLUMNS:  # pragma: no cover - a developer's mistake
-    raise RuntimeError("checker.ledger.sqlite._TYPES must list Row's fields in order")
+_TYPES = column_types(seq="INTEGER PRIMARY KEY CHECK (seq > 0)", evidence="BLOB NOT NULL",
+                      evidence_sha256="TEXT NOT NULL UNIQUE", verified="INTEGER CHECK (verified IN (0, 1))")
 
 _NAMES = ", ".join(f'"{c}"' for c in COLUMNS)
 _SELECT = f"SELECT {_NAMES} FROM entries"
