@@ -337,11 +337,12 @@ def _run_cached(jobs: Sequence[_Job], discovery: Discovery, ruleset: Ruleset, ca
     fresh = _run_jobs([job for job in keyed if not job.key or job.key not in done], settings.current())
     by_key = collections.Counter(result.key for result in fresh)
     inputs = {job.key: _inputs(job, discovery) for job in keyed if job.key}
-    for result in fresh:
-        if result.key and by_key[result.key] == 1 and not result.problems:
-            before = digests.of(inputs[result.key])
-            if digests.of(inputs[result.key], again=True) == before:
-                cache.put(result.key, result.as_data())
+    storable = [r for r in fresh if r.key and by_key[r.key] == 1 and not r.problems]
+    before = {r.key: digests.of(inputs[r.key]) for r in storable}
+    digests.of({path for r in storable for path in inputs[r.key]}, again=True)  # each file read again once
+    for result in storable:
+        if digests.of(inputs[result.key]) == before[result.key]:
+            cache.put(result.key, result.as_data())
     return _in_order([*results, *fresh])
 
 
