@@ -101,6 +101,16 @@ def checkov_environment(environ: Mapping[str, str]) -> dict[str, str]:
             if any(name.startswith(entry) if entry.endswith("_") else name == entry for entry in CHECKOV_ENVIRONMENT)}
 
 
+# What CI systems set in every job (most set CI; Azure Pipelines, Jenkins, CodeBuild and TeamCity do not).
+CI_VARIABLES = ("CI", "TF_BUILD", "JENKINS_URL", "BUILD_ID", "CODEBUILD_BUILD_ID", "TEAMCITY_VERSION", "BUILDKITE",
+                "GITHUB_ACTIONS", "GITLAB_CI")
+
+
+def ci(environ: Mapping[str, str]) -> str | None:
+    """The first CI_VARIABLES name `environ` sets (this is a CI job), else None."""
+    return next((name for name in CI_VARIABLES if environ.get(name)), None)
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """What the environment asks of this run."""

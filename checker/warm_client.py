@@ -68,17 +68,12 @@ class Unavailable(OSError):
     """No warm server can be used here (no private folder, a path too long, ...); the reason is the text."""
 
 
-# What CI systems set in every job (most set CI; Azure Pipelines, Jenkins, CodeBuild and TeamCity do not).
-CI_VARIABLES = ("CI", "TF_BUILD", "JENKINS_URL", "BUILD_ID", "CODEBUILD_BUILD_ID", "TEAMCITY_VERSION", "BUILDKITE",
-                "GITHUB_ACTIONS", "GITLAB_CI")
-
-
 def wanted() -> tuple[bool, str]:
     """Whether scans in this environment go to the warm server, and why (for `checker warm status`)."""
     environ = os.environ
     if not _supported():
         return False, _UNSUPPORTED
-    ci = next((name for name in CI_VARIABLES if environ.get(name)), None)
+    ci = settings.ci(environ)
     if ci:
         return False, f"{ci} is set: a CI job never uses the warm server"
     warm = settings.current().warm
