@@ -1,6 +1,7 @@
 """Terraform policies."""
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from collections.abc import Iterator
@@ -22,9 +23,11 @@ UNTAGGABLE = re.compile(
 )
 
 
+@functools.cache
 def _taggable_types() -> frozenset[str]:
     """The AWS and Azure resource types that take `tags`, from the list Checkov ships (its
-    `aws_taggable`/`azure_taggable` resource groups); empty when Checkov's layout changes."""
+    `aws_taggable`/`azure_taggable` resource groups); empty when Checkov's layout changes.
+    Read when a check first asks, not at import: a scan with no Terraform need not load it."""
     try:
         from checkov.common.checks_infra.resources_types import resources_types
     except ImportError:  # pragma: no cover - Checkov is a dependency; the regex below still applies
@@ -32,13 +35,10 @@ def _taggable_types() -> frozenset[str]:
     return frozenset(resources_types.get("aws_taggable", [])) | frozenset(resources_types.get("azure_taggable", []))
 
 
-TAGGABLE_TYPES = _taggable_types()
-
-
 def is_taggable(rtype: str) -> bool:
     """Whether a resource type takes tags: Checkov's list when available, else the prefix/suffix rule."""
-    if TAGGABLE_TYPES:
-        return rtype in TAGGABLE_TYPES
+    if _taggable_types():
+        return rtype in _taggable_types()
     return rtype.startswith(TAGGABLE_PREFIXES) and not UNTAGGABLE.search(rtype)
 
 

@@ -226,6 +226,19 @@ def test_a_dead_worker_is_named_with_its_cause(exitcode, cause):
     assert workers.cause(exitcode, workers.Fence(settings.Settings().worker_memory_mb, 1)) == cause
 
 
+def test_the_console_script_runs_without_the_collector_and_its_workers_with_it():
+    """The parent's collector is off (checker/launch.py: start-up and exit cost it most); a worker, whose
+    runner builds cyclic graphs, must have it back on, or Terraform's memory would grow unbounded."""
+    probe = ("import gc, sys\nfrom checker import launch\nfrom checker.engines import workers\n"
+             "sys.argv = ['checker', '--version']\n"
+             "try:\n    launch.main()\nexcept SystemExit:\n    pass\n"
+             "callbacks = workers.Callbacks(work=lambda job: (gc.isenabled(), gc.get_freeze_count() > 0),\n"
+             "    lost=lambda job, why: why, unstarted=lambda job, why: why, failed=lambda job, error: repr(error))\n"
+             "print(gc.isenabled(), *workers.run_all([1], workers.Fence(512, 60), callbacks))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines()[-1] == "False (True, True)", done.stderr
+
+
 def test_fifos_named_like_configuration_do_not_hang_any_runner(write, tmp_path):
     write("repo/in.yaml", POD.replace("NAME", "inside"))
     for rel in ("x.yaml", "x.tf", "sub/Dockerfile", "notes.txt"):

@@ -13,6 +13,7 @@ import collections
 import contextlib
 import ctypes
 import dataclasses
+import gc
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -154,6 +155,7 @@ def _stuck_at_cap(worker: _Worker[J]) -> bool:
 def _start(job: J, fence: Fence, end: float, callbacks: Callbacks[J, R]) -> _Worker[J]:
     """Fork a worker for `job` in a process group of its own, so a kill reaches its children too."""
     reader, writer = multiprocessing.get_context("fork").Pipe(duplex=False)
+    gc.freeze()  # what the worker inherits is the parent's and alive: its collector need not look at it
     used = _data_size(os.getpid())  # what the worker starts with: fork copies this address space
     cap = used + fence.memory_mb * 2**20 if used is not None else None
     process = multiprocessing.get_context("fork").Process(
@@ -191,6 +193,7 @@ def _work(job: J, writer: multiprocessing.connection.Connection, cap: int | None
     twice, and keeps any traceback away from the user: the parent names the cause instead.
     """
     status = 0
+    gc.enable()  # off in the parent (checker/launch.py); a runner's graphs make cycles worth collecting
     try:
         with contextlib.suppress(OSError):
             os.setpgid(0, 0)  # the parent did it already, unless this ran first
