@@ -278,6 +278,7 @@ class _Job:
 class _Result:
     framework: str
     key: str = ""  # the key of the job that made it (a re-run of part of a job shares it)
+    settled: bool = False  # its worker ran the job to the end: the same inputs give the same result, problems too
     records: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     parse_errors: list[str] = dataclasses.field(default_factory=list)
     problems: list[Problem] = dataclasses.field(default_factory=list)
@@ -292,16 +293,19 @@ class _Result:
         """Back from `as_data`, or None when it is not a result of `job` in the shape `as_data` writes
         (an entry whole and under its key may still have been planted)."""
         try:
-            result = cls(data["framework"], data["key"], list(data["records"]), list(data["parse_errors"]),
-                         [Problem(**p) for p in data["problems"]], list(data["notes"]))
+            result = cls(data["framework"], data["key"], data["settled"], list(data["records"]),
+                         list(data["parse_errors"]), [Problem(**p) for p in data["problems"]], list(data["notes"]))
             fields = ("check_id", "check_name", "path", "start", "end", "resource", "guideline", "skip")
             shaped = all(isinstance(r, dict) and set(r) == set(fields) and r["check_id"] in job.checks
                          and isinstance(r["path"], str) and isinstance(r["start"], int) and isinstance(r["end"], int)
                          for r in result.records)
-            texts = all(isinstance(t, str) for t in (*result.parse_errors, *result.notes))
+            texts = all(isinstance(t, str) for t in (*result.parse_errors, *result.notes)) and all(
+                isinstance(p.message, str) and isinstance(p.path, str) and isinstance(p.line, int)
+                and isinstance(p.source, str) for p in result.problems)
         except (KeyError, TypeError, ValueError):
             return None
-        if result.framework != job.framework or result.key != job.key or result.problems or not shaped or not texts:
+        if result.framework != job.framework or result.key != job.key or result.settled is not True or not (
+                shaped and texts):
             return None
         return result
 
@@ -319,8 +323,10 @@ def _candidates(framework: str, discovery: Discovery) -> tuple[str, ...]:
 def _run_cached(jobs: Sequence[_Job], discovery: Discovery, ruleset: Ruleset, cache: Cache) -> list[_Result]:
     """Each job's result from the cache when it holds one under the job's key, the others run.
 
-    A result is stored only when its job ran whole in one worker with no problem (a worker that
-    died or timed out may not do so next time) and its inputs did not change while it ran.
+    A result is stored only when its job ran to the end in one worker (a worker that died or timed
+    out may not do so next time) and its inputs did not change while it ran. What Checkov could not
+    check in a settled run is part of the result: a check that crashes on a template crashes on the
+    same bytes again, so that result (and its exit 3) is as much a result as a finding.
     """
     digests = Digests(discovery.root)
     keyed = [dataclasses.replace(job, key=_key(job, discovery, ruleset, digests)) if cache.enabled else job
@@ -337,7 +343,7 @@ def _run_cached(jobs: Sequence[_Job], discovery: Discovery, ruleset: Ruleset, ca
     fresh = _run_jobs([job for job in keyed if not job.key or job.key not in done], settings.current())
     by_key = collections.Counter(result.key for result in fresh)
     inputs = {job.key: _inputs(job, discovery) for job in keyed if job.key}
-    storable = [r for r in fresh if r.key and by_key[r.key] == 1 and not r.problems]
+    storable = [r for r in fresh if r.key and by_key[r.key] == 1 and r.settled]
     before = {r.key: digests.of(inputs[r.key]) for r in storable}
     digests.of({path for r in storable for path in inputs[r.key]}, again=True)  # each file read again once
     for result in storable:
@@ -367,8 +373,26 @@ def _key(job: _Job, discovery: Discovery, ruleset: Ruleset, digests: Digests) ->
 
 def _inputs(job: _Job, discovery: Discovery) -> Sequence[str]:
     """The files a job's runner may read: the files it is given, else every file kept (a runner walking
-    the root reads files of any kind: a Kubernetes manifest in a file discovery took for compose)."""
-    return job.files if job.files is not None else discovery.files
+    the root reads files of any kind: a Kubernetes manifest in a file discovery took for compose),
+    except where Checkov's parser reads files by their ending alone (_PARSES)."""
+    if job.files is not None:
+        return job.files
+    endings = _PARSES.get(job.framework)
+    return discovery.files if endings is None else tuple(f for f in discovery.files if f.lower().endswith(endings))
+
+
+# The endings of every file a runner walking the root may open, where its parser chooses files by
+# ending alone (Checkov 3.3: terraform/tf_parser.py loads .tf, .tf.json and .hcl files and the
+# .tfvars/.tfvars.json variable files, and module_finder.py .terraform/modules/modules.json;
+# terraform_json/utils.py takes .tf.json; kubernetes/kubernetes_utils.py K8_POSSIBLE_ENDINGS;
+# github_actions/utils.py is_workflow_file), so that an edited Dockerfile does not re-run the
+# Terraform graph. Compared in lower case, and any .json for Terraform whatever its name: a
+# superset costs a needless re-run, a missed file a stale result.
+_TERRAFORM_READS = (".tf", ".hcl", ".tfvars", ".json")
+_PARSES: Mapping[str, tuple[str, ...]] = {
+    "terraform": _TERRAFORM_READS, "terraform_json": _TERRAFORM_READS, "kubernetes": (".yaml", ".yml", ".json"),
+    "github_actions": (".yaml", ".yml"),
+}
 
 
 # Programs a framework's runner runs (Checkov renders charts and overlays with them): their
@@ -469,7 +493,7 @@ def _run_job(job: _Job) -> _Result:
     crashes = _CrashLog()
     module_name, class_name = RUNNERS[job.framework].split(":")
     runner_class = getattr(importlib.import_module(module_name), class_name)
-    result = _Result(job.framework, key=job.key)
+    result = _Result(job.framework, key=job.key, settled=True)  # unless the system failed it (OSError)
     if _new_runner(runner_class) is None:
         tool = {"helm": "helm", "kustomize": "kubectl or kustomize"}.get(job.framework, "the tool it needs")
         roots = [posixpath.dirname(f) or "." for f in job.candidates
@@ -488,6 +512,7 @@ def _run_job(job: _Job) -> _Result:
         except MemoryError:
             raise
         except Exception as error:  # noqa: BLE001 - Checkov raises anything; narrow it down to the file
+            result.settled = not isinstance(error, OSError)
             if job.framework not in _PER_FILE:
                 result.problems.append(Problem(f"Checkov's {job.framework} runner crashed: {type(error).__name__}: "
                                                f"{error}; no {job.framework} file was checked", "", 0, "checkov"))
@@ -498,6 +523,7 @@ def _run_job(job: _Job) -> _Result:
                 except MemoryError:
                     raise
                 except Exception as file_error:  # noqa: BLE001
+                    result.settled = result.settled and not isinstance(file_error, OSError)
                     result.problems.append(Problem(
                         f"Checkov's {job.framework} runner crashed on it ({type(file_error).__name__}: "
                         f"{file_error}), so it was not checked", rel, 0, "checkov"))
