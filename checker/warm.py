@@ -15,6 +15,7 @@ argv, exit code and duration.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import importlib
 import json
 import os
@@ -105,6 +106,7 @@ def serve(path: Path) -> None:
         warm_client.log(f"{name}: started, server pid {os.getpid()}; {versions}; {sys.executable}; idle timeout "
                         f"{state.idle} s; identity {state.identity[:12]} ({variables})")
         preload()
+        gc.freeze()  # what every scan inherits: their collectors need not walk Checkov's modules again
         if socket_path(environ) != path:
             raise _Stop("the tool's files changed while it started")
         state.ready = round(time.time() - state.started, 2)
@@ -188,6 +190,7 @@ def _child(connection: socket.socket, fds: list[int], request: dict[str, Any], i
     """Become the client's `checker` process: its streams, folder and environment; log and reply the exit code."""
     started, code = time.monotonic(), 3
     try:
+        gc.disable()  # as in a cold run (checker/launch.py); its workers turn it back on
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # killed, a scan dies (exit 3 for its client), never exits 0
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         for fd in inherited:  # the listening socket and the lock belong to the server alone

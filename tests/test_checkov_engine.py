@@ -380,6 +380,25 @@ def test_expressions_with_a_clock_or_an_effect_are_evaluated_every_time(evaluati
     assert len(calls) == 4
 
 
+def test_the_secrets_runner_parses_a_text_once_and_each_caller_gets_its_own_copy():
+    import io
+
+    import yaml
+
+    calls = []
+    parse = checkov_engine._ParseOnce(lambda text: calls.append(text) or yaml.safe_load(text), yaml.YAMLError)
+    first = parse("a: [1, 2]\nb: {c: d}\n")
+    first["a"].append(3)
+    assert parse("a: [1, 2]\nb: {c: d}\n") == {"a": [1, 2], "b": {"c": "d"}}
+    assert len(calls) == 1
+    for _ in range(2):
+        with pytest.raises(yaml.YAMLError):
+            parse("a: [1, 2\n")
+    assert len(calls) == 2  # the error is kept too
+    assert parse("x: 1") == {"x": 1} and parse(io.StringIO("x: 1")) == {"x": 1} and parse(io.StringIO("x: 1"))
+    assert len(calls) == 5  # another text, and streams, are parsed each time
+
+
 PARITY_FOLDERS = ["terragoat", "cfngoat", "kustomizegoat", "gitlab-runner",
                   pytest.param("terraform-aws-vpc", marks=pytest.mark.slow),
                   pytest.param("terraform-aws-eks", marks=pytest.mark.slow)]

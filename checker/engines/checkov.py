@@ -24,7 +24,7 @@ import posixpath
 import re
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -490,6 +490,8 @@ def _run_job(job: _Job) -> _Result:
         _confine_modules(job.root)
     if job.framework in _EVALUATES:
         _Memo.install()
+    if job.framework == "secrets":
+        _ParseOnce.install()
     crashes = _CrashLog()
     module_name, class_name = RUNNERS[job.framework].split(":")
     runner_class = getattr(importlib.import_module(module_name), class_name)
@@ -630,6 +632,43 @@ class _Memo:
             self.now = now
         elif outcome is not None:
             self.kept[outcome[0]] = outcome[1]
+
+
+class _ParseOnce:
+    """PyYAML's safe_load (in the secrets worker only), a text parsed once however often it is asked for.
+
+    Profiled: for every secret it finds with no suppression comment beside it, Checkov's secrets
+    runner reads and parses the whole file again with PyYAML's pure-Python loader, to look for
+    suppressions in its metadata (checkov/secrets/runner.py, search_for_suppression): on
+    cfngoat.yaml that was 60 % of the worker's time. A parse of a text depends on the text alone,
+    and the runner asks file after file, so the last text's outcome (its value, handed out as a
+    copy, or its YAML error) is kept. A stream, or any other outcome, goes to PyYAML every time.
+    """
+
+    def __init__(self, load: Callable[[Any], Any], error: type[Exception]) -> None:
+        self.load, self.error = load, error
+        self.text: str | None = None
+        self.outcome: tuple[bool, Any] = (False, None)
+
+    @classmethod
+    def install(cls) -> None:
+        import yaml
+
+        if not isinstance(yaml.safe_load, cls):
+            yaml.safe_load = cls(yaml.safe_load, yaml.YAMLError)
+
+    def __call__(self, stream: Any) -> Any:
+        if not isinstance(stream, str):
+            return self.load(stream)
+        if stream != self.text:
+            try:
+                self.outcome = (True, self.load(stream))
+            except self.error as error:
+                self.outcome = (False, error)
+            self.text = stream
+        if self.outcome[0]:
+            return copy.deepcopy(self.outcome[1])
+        raise self.outcome[1]
 
 
 def _plain(value: Any) -> bool:
