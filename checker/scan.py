@@ -16,6 +16,7 @@ from checker.discover import checkout_top, discover
 from checker.engines.registry import ENGINES
 from checker.errors import ConfigError
 from checker.model import FailOn, Finding, Problem, Rule, ScanResult, timestamp, with_fingerprints
+from checker.progress import Progress
 from checker.ruleset import Ruleset, load_ruleset, select_rules
 
 REPO_RULESET = ".checker.yaml"
@@ -99,6 +100,7 @@ def catalogue(ruleset: Ruleset) -> dict[str, Rule]:
 def run(options: Options, today: datetime.date | None = None) -> ScanResult:
     """Scan, apply suppressions and the baseline, and decide the gate: the one result every output renders."""
     started = timestamp()
+    progress = Progress.on_stderr()  # its delay counts from here: the wait a developer feels
     accepted = baseline.read_bytes(options.baseline) if options.baseline else None
     known = baseline.fingerprints(options.baseline, accepted) if options.baseline else None
     root = scan_root(options.paths)
@@ -107,6 +109,7 @@ def run(options: Options, today: datetime.date | None = None) -> ScanResult:
     change = _committed(detect(root, ruleset.change, os.environ, options.change_base), ruleset, options.baseline)
     discovery = discover(root, [Path(p) for p in options.paths], ruleset.ignore, ruleset.base, ruleset.limits)
     discovery = dataclasses.replace(discovery, change=change)
+    progress.files = len(discovery.files)
     findings: list[Finding] = []
     problems: list[Problem] = list(discovery.problems)
     notes = [*discovery.notes, *change.notes]
@@ -114,13 +117,16 @@ def run(options: Options, today: datetime.date | None = None) -> ScanResult:
         notes.append(f"{len(discovery.ignored)} path(s) left out by .gitignore or the ruleset's ignore: "
                      + ", ".join(discovery.ignored[:5]) + (", ..." if len(discovery.ignored) > 5 else ""))
     cache = _cache(options, change)
-    for engine in ENGINES:
-        owned = {i: r for i, r in rules.items() if r.engine == engine.name}
-        if owned:
-            outcome = engine.run(discovery, owned, ruleset, cache)
-            findings.extend(outcome.findings)
-            problems.extend(outcome.problems)
-            notes.extend(outcome.notes)
+    try:
+        for engine in ENGINES:
+            owned = {i: r for i, r in rules.items() if r.engine == engine.name}
+            if owned:
+                outcome = engine.run(discovery, owned, ruleset, cache, progress)
+                findings.extend(outcome.findings)
+                problems.extend(outcome.problems)
+                notes.extend(outcome.notes)
+    finally:
+        progress.clear()  # only engines draw it; gone before anything else is written, reports included
     cache.trim()
     notes.extend(cache.notes)
     suppressed = suppress.apply(findings, root, ruleset.waivers, ruleset.allow_inline, ruleset.forbid_inline,

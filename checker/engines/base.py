@@ -7,9 +7,12 @@ An engine is a module-level object with:
 - `lists_every_rule`: whether the SARIF lists each of its selected rules even without a result
   (the organisation's own catalogue, yes; Checkov's thousand-odd rules, only those that fired);
 - `catalogue(ruleset) -> dict[id, Rule]`: every rule it can check, with default metadata;
-- `run(discovery, rules, ruleset, cache) -> Outcome`: findings for the selected rules it owns; it may
-  keep what it computed in the scan's result cache (checker.cache) under a key of everything the
-  result depends on, and take it from there next time.
+- `run(discovery, rules, ruleset, cache, progress) -> Outcome`: findings for the selected rules it
+  owns; it may keep what it computed in the scan's result cache (checker.cache) under a key of
+  everything the result depends on, and take it from there next time. It tells `progress`
+  (checker.progress) where it is, from the loop where its work happens (`show` a Step, `tick` per
+  file, or pass `progress.watcher(...)` to `workers.run_all`): the scan's progress line on a
+  terminal. It never writes to stdout or stderr itself.
 Engines never decide what is reported or whether the gate passes: later stages do.
 Adding one: a module in this package with such an object, then a line in `checker.engines.registry`.
 """
@@ -23,6 +26,7 @@ if TYPE_CHECKING:
     from checker.cache import Cache
     from checker.discover import Discovery
     from checker.model import Finding, Problem, Rule
+    from checker.progress import Progress
     from checker.ruleset import Ruleset
 
 
@@ -49,4 +53,5 @@ class Engine(Protocol):
 
     def catalogue(self, ruleset: Ruleset) -> dict[str, Rule]: ...
 
-    def run(self, discovery: Discovery, rules: Mapping[str, Rule], ruleset: Ruleset, cache: Cache) -> Outcome: ...
+    def run(self, discovery: Discovery, rules: Mapping[str, Rule], ruleset: Ruleset, cache: Cache,
+            progress: Progress) -> Outcome: ...

@@ -35,6 +35,7 @@ from checker.documents import TaggedStr, YamlMap
 from checker.engines import workers
 from checker.engines.base import Outcome
 from checker.model import Finding, Kind, Location, Problem, Rule, Severity, Suppression
+from checker.progress import Progress
 from checker.ruleset import Ruleset
 from checker.settings import checkov_environment
 
@@ -134,7 +135,8 @@ class CheckovEngine:
             for rule_id, meta in catalogue().items()
         }
 
-    def run(self, discovery: Discovery, rules: Mapping[str, Rule], ruleset: Ruleset, cache: Cache) -> Outcome:
+    def run(self, discovery: Discovery, rules: Mapping[str, Rule], ruleset: Ruleset, cache: Cache,
+            progress: Progress) -> Outcome:
         outcome = Outcome()
         checks_by_framework: dict[str, list[str]] = {}
         for rule in rules.values():
@@ -154,7 +156,7 @@ class CheckovEngine:
         if not jobs:
             return outcome
         kinds = {s.path: s.kind for s in discovery.sources}
-        for result in _run_cached(jobs, discovery, ruleset, cache):
+        for result in _run_cached(jobs, discovery, ruleset, cache, progress):
             outcome.notes.extend(result.notes)
             outcome.problems.extend(result.problems)
             for path in result.parse_errors:
@@ -320,7 +322,8 @@ def _candidates(framework: str, discovery: Discovery) -> tuple[str, ...]:
     return tuple(f for f in discovery.files if f.endswith(endings))
 
 
-def _run_cached(jobs: Sequence[_Job], discovery: Discovery, ruleset: Ruleset, cache: Cache) -> list[_Result]:
+def _run_cached(jobs: Sequence[_Job], discovery: Discovery, ruleset: Ruleset, cache: Cache,
+                progress: Progress) -> list[_Result]:
     """Each job's result from the cache when it holds one under the job's key, the others run.
 
     A result is stored only when its job ran to the end in one worker (a worker that died or timed
@@ -340,7 +343,8 @@ def _run_cached(jobs: Sequence[_Job], discovery: Discovery, ruleset: Ruleset, ca
         if cached is not None:
             results.append(cached)
     done = {r.key for r in results}
-    fresh = _run_jobs([job for job in keyed if not job.key or job.key not in done], settings.current())
+    watch = progress.watcher("Checkov", "frameworks", [job.framework for job in keyed], _framework)
+    fresh = _run_jobs([job for job in keyed if not job.key or job.key not in done], settings.current(), watch)
     by_key = collections.Counter(result.key for result in fresh)
     inputs = {job.key: _inputs(job, discovery) for job in keyed if job.key}
     storable = [r for r in fresh if r.key and by_key[r.key] == 1 and r.settled]
@@ -410,18 +414,25 @@ def _tool(name: str) -> str:
     return f"{real}:{status.st_size}:{status.st_mtime_ns}"
 
 
-def _run_jobs(jobs: Sequence[_Job], limits: settings.Settings) -> list[_Result]:
+def _run_jobs(jobs: Sequence[_Job], limits: settings.Settings,
+              watch: Callable[[Sequence[_Job], Sequence[_Job]], None]) -> list[_Result]:
     """Run every job in its own fenced worker (checker.engines.workers), the longest first.
 
     A worker that dies costs its own results, named; a framework Checkov runs file by file is
-    then re-run one file per worker, so only the culprit goes unchecked.
+    then re-run one file per worker, so only the culprit goes unchecked. `watch` sees the workers
+    come and go (the progress line).
     """
     for job in jobs:  # imported once here, shared by every forked worker
         importlib.import_module(RUNNERS[job.framework].split(":")[0])
     fence = workers.Fence(limits.worker_memory_mb, limits.checkov_timeout)
     callbacks = workers.Callbacks(work=_run_job, lost=_lost, unstarted=_unstarted, failed=_failed)
-    results = workers.run_all(sorted(jobs, key=_expected_cost, reverse=True), fence, callbacks)
+    results = workers.run_all(sorted(jobs, key=_expected_cost, reverse=True), fence, callbacks, watch)
     return _in_order(results)
+
+
+def _framework(job: _Job) -> str:
+    """What the progress line names a job by."""
+    return job.framework
 
 
 def _in_order(results: Sequence[_Result]) -> list[_Result]:

@@ -25,6 +25,7 @@ from checker.engines.base import Outcome
 from checker.errors import ConfigError
 from checker.model import Finding, Kind, Location, Problem, Rule
 from checker.policy import Context, Policy
+from checker.progress import Progress, Step
 from checker.ruleset import Ruleset
 
 ENTRY_POINT_GROUP = "checker.policies"
@@ -40,25 +41,29 @@ class PythonEngine:
     def catalogue(self, ruleset: Ruleset) -> dict[str, Rule]:
         return {p.id: _rule(p, ruleset.organisation) for p in load_policies(ruleset.policy_paths).values()}
 
-    def run(self, discovery: Discovery, rules: Mapping[str, Rule], ruleset: Ruleset, cache: Cache) -> Outcome:
+    def run(self, discovery: Discovery, rules: Mapping[str, Rule], ruleset: Ruleset, cache: Cache,
+            progress: Progress) -> Outcome:
         """Every selected check on every document of its kinds. Not cached: the checks cost milliseconds,
-        and a check may read any document of the repository (ctx.documents), so its inputs are all of them."""
+        and a check may read any document of the repository (ctx.documents), so its inputs are all of them.
+        Progress is told of each rule, and ticks with each file parsed and each document checked."""
         policies = load_policies(ruleset.policy_paths)
         outcome = Outcome()
-        documents = _Documents(lambda: discovery, outcome.problems)
+        documents = _Documents(lambda: discovery, outcome.problems, progress.tick)
         # Named files (pre-commit) are checked with the whole repository as context, read on first use
         context = documents if not discovery.explicit_files else _Documents(
-            lambda: discover(discovery.root, [discovery.root], ruleset.ignore, ruleset.base, ruleset.limits), [])
-        for rule in rules.values():
-            policy = policies.get(rule.id)
-            if policy is None or rule.inactive_reason:
-                continue
+            lambda: discover(discovery.root, [discovery.root], ruleset.ignore, ruleset.base, ruleset.limits), [],
+            progress.tick)
+        runnable = [(rule, policies[rule.id]) for rule in rules.values()
+                    if rule.id in policies and not rule.inactive_reason]
+        for done, (rule, policy) in enumerate(runnable):
+            progress.show(Step("our checks", done, len(runnable), "rules", (rule.id,)))
             ctx = Context(
                 organisation=ruleset.organisation, params={**policy.params, **ruleset.params.get(rule.id, {})},
                 files=discovery.files, documents=context.of_kind, root=str(discovery.root), change=discovery.change,
             )
             for kind in policy.kinds:
                 for doc in documents.of_kind(kind):
+                    progress.tick()
                     outcome.findings.extend(_check(policy, rule, doc, ctx, outcome.problems))
         return outcome
 
@@ -82,11 +87,12 @@ def _check(policy: Policy, rule: Rule, doc: Document, ctx: Context, problems: li
 
 
 class _Documents:
-    """Parses each source once, on first use, into the Documents checks receive."""
+    """Parses each source once, on first use, into the Documents checks receive; `tick` after each."""
 
-    def __init__(self, load: Callable[[], Discovery], problems: list[Problem]) -> None:
+    def __init__(self, load: Callable[[], Discovery], problems: list[Problem], tick: Callable[[], None]) -> None:
         self._load = load
         self.problems = problems
+        self._tick = tick
 
     @functools.cached_property
     def discovery(self) -> Discovery:
@@ -100,6 +106,7 @@ class _Documents:
         docs: list[Document] = []
         for source in self.discovery.of_kind(kind):
             docs.extend(self._parse(source))
+            self._tick()
         return tuple(docs)
 
     def _parse(self, source: Source) -> Iterator[Document]:

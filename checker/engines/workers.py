@@ -65,11 +65,14 @@ class _Worker(Generic[J]):
     at_cap: int = 0  # consecutive polls that found it at its cap
 
 
-def run_all(jobs: Iterable[J], fence: Fence, callbacks: Callbacks[J, R]) -> list[R]:
+def run_all(jobs: Iterable[J], fence: Fence, callbacks: Callbacks[J, R],
+            watch: Callable[[Sequence[J], Sequence[J]], None] | None = None) -> list[R]:
     """Run every job (in the order given) in its own fenced worker, at most one per CPU.
 
     A first pass gets `fence.seconds` per worker; jobs a death hands back get as much again
-    each, and everything ends within twice `fence.seconds`.
+    each, and everything ends within twice `fence.seconds`. `watch`, if given, is told the jobs
+    running and those waiting after each round of starts and each wait (half a second at most):
+    the parent's one loop is where progress can be shown without a thread.
     """
     queue = collections.deque(jobs)
     end = time.monotonic() + 2 * fence.seconds
@@ -85,6 +88,8 @@ def run_all(jobs: Iterable[J], fence: Fence, callbacks: Callbacks[J, R]) -> list
                 else:
                     worker = _start(job, fence, end, callbacks)
                     running[worker.reader] = worker
+            if watch:
+                watch([worker.job for worker in running.values()], queue)
             if running:
                 _reap(running, queue, results, fence, callbacks)
     finally:
