@@ -11,11 +11,20 @@ file renamed over it), so two scans at once are safe; one that is truncated, cor
 another key is ignored, deleted and rebuilt, never trusted. Reading an entry touches it, and
 `trim` evicts the least recently used entries beyond the size bound. A cache folder that cannot
 be created, read or written never fails a scan: the results are computed, and one note says so.
+
+With a secret (CHECKER_CACHE_KEY), every entry also carries an HMAC-SHA256 of its key and its
+payload's digest, and an entry without a valid one is damaged. The keys are public (anyone can
+compute one from the repository), so in CI, where a cache is restored from a store that other
+jobs running the judged repository's code can write, only a MAC tells an entry this gate wrote
+from one planted to say "no findings". The secret is not part of any key: it decides which
+entries are trusted, never what they hold. Links inside the cache folder (planted in a restored
+cache) are never written through, counted or evicted through.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -26,6 +35,7 @@ from typing import Any
 
 LAYOUT = "results/v1"
 ENTRY_LIMIT = 32 * 1024 * 1024  # bytes one entry may take, packed or unpacked (kubernetes-examples': 0.5 MiB)
+_MAC_LABEL = b"checker result cache entries v1"  # the MAC key is the secret's HMAC of this: used for nothing else
 
 
 def default_folder() -> Path:
@@ -40,14 +50,27 @@ def key(*parts: Any) -> str:
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 
-class Cache:
-    """A result cache in `folder`, bounded to `max_bytes`; `folder=None` is no cache (--no-cache)."""
+def holds_entries(folder: Path) -> bool:
+    """Whether `folder` holds at least one entry (say, a cache restored in CI that goes unused)."""
+    with contextlib.suppress(OSError):
+        return next((folder / LAYOUT).glob("*/*.json.z"), None) is not None
+    return False
 
-    def __init__(self, folder: Path | None, max_bytes: int = 512 * 1024 * 1024) -> None:
+
+class Cache:
+    """A result cache in `folder`, bounded to `max_bytes`; `folder=None` is no cache (--no-cache).
+
+    With `secret`, entries are signed when written and trusted only with a valid signature when
+    read; only a key derived from it is kept (never the secret's text, which no note repeats).
+    """
+
+    def __init__(self, folder: Path | None, max_bytes: int = 512 * 1024 * 1024, secret: str | None = None) -> None:
         self.folder = folder
         self.max_bytes = max_bytes
         self.notes: list[str] = []
         self.hits = self.misses = 0
+        self._mac_key = (hmac.digest(secret.encode("utf-8", "surrogateescape"), _MAC_LABEL, "sha256")
+                         if secret else None)
 
     @property
     def enabled(self) -> bool:
@@ -68,7 +91,7 @@ class Cache:
             self._note(f"could not be read ({error.strerror or error})")
             self.misses += 1
             return None
-        value = _unpack(data, entry_key, ENTRY_LIMIT)
+        value = _unpack(data, entry_key, ENTRY_LIMIT, self._mac_key)
         if value is _DAMAGED:
             with contextlib.suppress(OSError):
                 path.unlink()
@@ -82,12 +105,18 @@ class Cache:
     def put(self, entry_key: str, value: Any) -> None:
         """Store `value` (JSON data) under `entry_key`, whole or not at all."""
         path = self._path(entry_key)
-        if path is None:
+        if path is None or self.folder is None:
             return
         payload = json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8")
-        body = json.dumps({"key": entry_key, "sha256": hashlib.sha256(payload).hexdigest()}).encode() + b"\n" + payload
+        meta = {"key": entry_key, "sha256": hashlib.sha256(payload).hexdigest()}
+        if self._mac_key is not None:
+            meta["mac"] = _mac(self._mac_key, entry_key, meta["sha256"])
+        body = json.dumps(meta).encode() + b"\n" + payload
         temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
         try:
+            if _through_link(self.folder, entry_key[:2]):  # before mkdir, which would follow it
+                self._note("has a symbolic link in place of one of its own folders, so it was not written to")
+                return
             path.parent.mkdir(parents=True, exist_ok=True)
             temporary.write_bytes(zlib.compress(body, 6))
             os.replace(temporary, path)
@@ -104,14 +133,22 @@ class Cache:
                 path.unlink()
 
     def trim(self) -> None:
-        """Evict the least recently used entries until the cache holds at most `max_bytes`."""
-        if self.folder is None:
+        """Evict the least recently used entries until the cache holds at most `max_bytes`.
+
+        Only regular files in the layout's own folders count: a link planted in a restored cache
+        must not make a scan count, or delete, the files of the folder it points to.
+        """
+        if self.folder is None or _through_link(self.folder):
             return
         entries = []
-        for path in (self.folder / LAYOUT).glob("*/*"):
-            with contextlib.suppress(OSError):
-                status = path.stat()
-                entries.append((status.st_mtime, status.st_size, path))
+        for shard in _listing(self.folder / LAYOUT):
+            if not shard.is_dir(follow_symlinks=False):
+                continue
+            for entry in _listing(Path(shard.path)):
+                with contextlib.suppress(OSError):
+                    if entry.is_file(follow_symlinks=False):
+                        status = entry.stat(follow_symlinks=False)
+                        entries.append((status.st_mtime, status.st_size, Path(entry.path)))
         total = sum(size for _, size, _ in entries)
         for _, size, path in sorted(entries, key=lambda e: e[0]):
             if total <= self.max_bytes:
@@ -131,12 +168,38 @@ class Cache:
                               "it; --no-cache turns it off, --cache-dir moves it")
 
 
+def _through_link(folder: Path, shard: str = "") -> bool:
+    """Whether one of the cache's own folders in `folder` (those of LAYOUT, and `shard`) is a symbolic
+    link, as one planted in a restored cache may be: what is written or evicted through it would be
+    wherever it points."""
+    for part in (*Path(LAYOUT).parts, *([shard] if shard else [])):
+        folder = folder / part
+        if folder.is_symlink():
+            return True
+    return False
+
+
+def _listing(folder: Path) -> list[os.DirEntry[str]]:
+    """The entries of `folder`, none when it cannot be listed."""
+    try:
+        with os.scandir(folder) as found:
+            return list(found)
+    except OSError:
+        return []
+
+
 _DAMAGED = object()
 
 
-def _unpack(data: bytes, entry_key: str, limit: int) -> Any:
-    """An entry's value, or _DAMAGED when it is truncated, corrupt, stored under another key, or
-    larger than `limit` compressed or unpacked (a planted zlib bomb is not unpacked past it)."""
+def _mac(mac_key: bytes, entry_key: str, digest: str) -> str:
+    """The MAC of an entry: HMAC-SHA256 of its key and its payload's sha256 (both fixed-length hex)."""
+    return hmac.new(mac_key, f"{entry_key}\n{digest}".encode(), "sha256").hexdigest()
+
+
+def _unpack(data: bytes, entry_key: str, limit: int, mac_key: bytes | None) -> Any:
+    """An entry's value, or _DAMAGED when it is truncated, corrupt, stored under another key, larger
+    than `limit` compressed or unpacked (a planted zlib bomb is not unpacked past it), or, with a
+    `mac_key`, without a valid MAC (unsigned, forged, or signed with another secret)."""
     if len(data) > limit:
         return _DAMAGED
     try:
@@ -146,8 +209,14 @@ def _unpack(data: bytes, entry_key: str, limit: int) -> Any:
             return _DAMAGED
         header, _, payload = body.partition(b"\n")
         meta = json.loads(header)
-        if meta.get("key") != entry_key or meta.get("sha256") != hashlib.sha256(payload).hexdigest():
+        digest = hashlib.sha256(payload).hexdigest()
+        if meta.get("key") != entry_key or meta.get("sha256") != digest:
             return _DAMAGED
+        if mac_key is not None:
+            mac = meta.get("mac")  # compare_digest takes only ASCII text: anything else is no MAC of ours
+            if not (isinstance(mac, str) and mac.isascii()
+                    and hmac.compare_digest(mac, _mac(mac_key, entry_key, digest))):
+                return _DAMAGED
         return json.loads(payload)
     except (zlib.error, ValueError, AttributeError, RecursionError):
         return _DAMAGED

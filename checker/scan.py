@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from checker import baseline, gate, settings, suppress
-from checker.cache import Cache, default_folder
+from checker.cache import Cache, default_folder, holds_entries
 from checker.change import Change, detect, tracks_any, uncommitted
 from checker.discover import checkout_top, discover
 from checker.engines.registry import ENGINES
@@ -152,17 +152,35 @@ def run(options: Options, today: datetime.date | None = None) -> ScanResult:
 
 
 def _cache(options: Options, change: Change) -> Cache:
-    """The result cache the options name; none when the folder holds files committed to the repository
-    being judged (with the keys public, anyone could commit entries that pass their own gate)."""
+    """The result cache the options name, or none, with a note saying why, where its entries could
+    pass a gate they never passed: the keys are public, so anyone able to write the folder could plant
+    an entry saying "no findings".
+
+    - In CI without CHECKER_CACHE_KEY: a cache there is restored from a store that other jobs, which
+      run the judged repository's code, can write, and only a signature tells our entries from
+      planted ones. Nothing is read or written, --cache-dir included (it never enables unsigned
+      entries in CI); the note comes only when the folder holds entries someone restored.
+    - A folder holding files committed to the repository being judged.
+    """
     if not options.cache:
         return Cache(None)
     folder = Path(options.cache_dir) if options.cache_dir else default_folder()
+    secret = settings.current().cache_key
+    ci = settings.ci(os.environ)
+    if ci and not secret:
+        unsigned = Cache(None)
+        if holds_entries(folder):
+            unsigned.notes.append(
+                f"the result cache in {folder} was not used, since {ci} is set and CHECKER_CACHE_KEY is not: in CI "
+                "only entries signed with that key are trusted (other jobs can write a restored cache); results were "
+                "computed. Set CHECKER_CACHE_KEY from a secret only the gating job can read (`openssl rand -hex 32`)")
+        return unsigned
     if change.toplevel and tracks_any(change.toplevel, folder):
         refused = Cache(None)
         refused.notes.append(f"the result cache folder {folder} holds files committed to the repository being judged, "
                              "so it was not used: results were computed (keep the cache out of git)")
         return refused
-    return Cache(folder, settings.current().cache_mb * 1024 * 1024)
+    return Cache(folder, settings.current().cache_mb * 1024 * 1024, secret)
 
 
 def _committed(change: Change, ruleset: Ruleset, baseline_path: str | None) -> Change:

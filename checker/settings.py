@@ -68,6 +68,22 @@ def _ledger(name: str, text: str) -> str | None:
     return text if text.strip() else None
 
 
+CACHE_KEY_MIN = 32  # characters: `openssl rand -hex 32` makes 64
+
+
+def _cache_key(name: str, text: str) -> str | None:
+    """The secret that signs the result cache's entries. Empty is unset (GitHub's value for a secret
+    a run may not see). A short one could be guessed, and then anyone could sign entries that pass
+    the gate; an error never repeats any of it, nor its length."""
+    if not text.strip():
+        return None
+    if len(text.strip()) < CACHE_KEY_MIN:
+        raise ConfigError(f"{name} is too short to sign the result cache: use at least {CACHE_KEY_MIN} random "
+                          "characters, e.g. the output of `openssl rand -hex 32`, kept in a secret only the gating "
+                          "job can read")
+    return text.strip()
+
+
 _SECONDS = _whole("seconds", 1, 7 * 24 * 3600)  # at most a week
 
 # variable -> (Settings field, parser, what it is for): the single list of what the tool reads.
@@ -81,6 +97,8 @@ VARIABLES: Mapping[str, tuple[str, Callable[[str, str], Any], str]] = {
     "CHECKER_WARM_IDLE": ("warm_idle", _SECONDS, "seconds an idle warm server lives"),
     "CHECKER_CHECKOV_TIMEOUT": ("checkov_timeout", _SECONDS, "seconds one Checkov worker may run"),
     "CHECKER_CACHE_MB": ("cache_mb", _whole("MiB", 1, 1024 * 1024), "MiB the result cache may hold (512)"),
+    "CHECKER_CACHE_KEY": ("cache_key", _cache_key,
+                          "the secret that signs result cache entries; in CI no cache is used without it"),
     "CHECKER_WORKER_MEMORY_MB": ("worker_memory_mb", _whole("MiB", 64, 1024 * 1024),
                                  "MiB one Checkov worker may allocate beyond what it inherits"),
 }
@@ -123,6 +141,7 @@ class Settings:
     checkov_timeout: int = 1800
     worker_memory_mb: int = 512
     cache_mb: int = 512
+    cache_key: str | None = dataclasses.field(default=None, repr=False)  # a secret: never in a repr or log
 
 
 def read(environ: Mapping[str, str]) -> Settings:

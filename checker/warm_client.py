@@ -27,7 +27,7 @@ from checker import settings
 if TYPE_CHECKING:
     import subprocess
 
-SECRETS = ("CHECKER_SIGNING_KEY", "CHECKER_LEDGER")  # never kept in a long-lived process
+SECRETS = ("CHECKER_SIGNING_KEY", "CHECKER_LEDGER", "CHECKER_CACHE_KEY")  # never kept in a long-lived process
 
 # What the server's import of Checkov and the CLI reads from the environment beyond
 # settings.CHECKOV_ENVIRONMENT (CHECKOV_*, CKV_*, BC_*, RENDER_*, ENABLE_*, CREATE_*, TF_*, ...).

@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import multiprocessing
 import os
+import re
+import shutil
 import subprocess
+import tempfile
+import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -14,6 +19,7 @@ import pytest
 from testkit import run_checker
 
 from checker.cache import LAYOUT, Cache, key
+from checker.settings import CI_VARIABLES
 
 DOCKERFILE = "FROM python:3.12\nUSER root\n"
 POD = """apiVersion: v1
@@ -35,6 +41,18 @@ checks:
   include: ["CKV_DOCKER_*", "CKV_K8S_*", "CKV_AWS_*", "CKV2_AWS_*"]
 gate: {fail_on: never}
 """
+
+
+# Secrets long enough to be accepted (at least 32 characters); the word in front tells them apart.
+KEY_A = "alpha" + "3f9c0e1d7a5b2c4e" * 4
+KEY_B = "bravo" + "8d2e6f4a1c3b5d7e" * 4
+
+
+@pytest.fixture(autouse=True)
+def developer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's machine unless a test says otherwise: this suite itself may run in CI (CI=true)."""
+    for name in (*CI_VARIABLES, "CHECKER_CACHE_KEY"):
+        monkeypatch.delenv(name, raising=False)
 
 
 # --- the store --------------------------------------------------------------------------------
@@ -116,6 +134,88 @@ def test_two_writers_at_once_leave_a_whole_entry(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / LAYOUT).rglob("*.tmp")] == []
 
 
+# --- signed entries -----------------------------------------------------------------------------
+
+
+def entry_path(folder: Path, entry_key: str) -> Path:
+    return folder / LAYOUT / entry_key[:2] / f"{entry_key[2:]}.json.z"
+
+
+def header(path: Path) -> dict[str, Any]:
+    return json.loads(zlib.decompress(path.read_bytes()).partition(b"\n")[0])
+
+
+def test_a_signed_entry_carries_an_hmac_and_comes_back_only_under_its_secret(tmp_path: Path) -> None:
+    Cache(tmp_path, secret=KEY_A).put(key("a"), {"records": [1]})
+    (entry,) = entries(tmp_path)
+    body = zlib.decompress(entry.read_bytes())
+    payload = body.partition(b"\n")[2]
+    mac_key = hmac.digest(KEY_A.encode(), b"checker result cache entries v1", "sha256")
+    message = f"{key('a')}\n{hashlib.sha256(payload).hexdigest()}".encode()
+    assert header(entry)["mac"] == hmac.new(mac_key, message, "sha256").hexdigest()
+    assert KEY_A.encode() not in body and mac_key.hex().encode() not in body
+    assert Cache(tmp_path, secret=KEY_A).get(key("a")) == {"records": [1]}
+    assert Cache(tmp_path).get(key("a")) == {"records": [1]}  # without a secret (a developer's cache), as before
+    other = Cache(tmp_path, secret=KEY_B)
+    assert other.get(key("a")) is None and not entry.exists()  # another secret's: damaged, deleted
+    assert (other.hits, other.misses, other.notes) == (0, 1, [])
+
+
+@pytest.mark.parametrize("forgery", ["unsigned", "signed with another secret", "no mac", "garbage mac",
+                                     "non-ASCII mac", "mac not text", "mac of another entry"])
+def test_an_entry_without_a_valid_mac_is_never_trusted_under_a_secret(tmp_path: Path, forgery: str) -> None:
+    """Whole, under its key, its digest right, saying "no findings": what a job without the secret can write."""
+    target, other, value = key("a"), key("b"), {"records": []}
+    if forgery == "unsigned":
+        Cache(tmp_path).put(target, value)
+    elif forgery == "signed with another secret":
+        Cache(tmp_path, secret=KEY_B).put(target, value)
+    else:
+        Cache(tmp_path, secret=KEY_A).put(other, value)  # a genuine entry of the same payload under another key
+        payload = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+        meta: dict[str, Any] = {"key": target, "sha256": hashlib.sha256(payload).hexdigest()}
+        macs = {"garbage mac": "0" * 64, "non-ASCII mac": "\u00e9" * 64, "mac not text": 12345,
+                "mac of another entry": header(entry_path(tmp_path, other))["mac"]}
+        if forgery in macs:
+            meta["mac"] = macs[forgery]
+        entry_path(tmp_path, target).parent.mkdir(parents=True, exist_ok=True)
+        entry_path(tmp_path, target).write_bytes(zlib.compress(json.dumps(meta).encode() + b"\n" + payload))
+    cache = Cache(tmp_path, secret=KEY_A)
+    assert cache.get(target) is None
+    assert not entry_path(tmp_path, target).exists()
+    assert cache.notes == []
+
+
+def test_a_planted_link_never_leads_a_write_or_an_eviction_out_of_the_cache(tmp_path: Path) -> None:
+    """A restored cache may hold links (tar and zip keep them): none is written or evicted through."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    precious = outside / "precious.json.z"
+    precious.write_bytes(b"not the cache's" * 1000)
+    folder = tmp_path / "cache"
+    first = key("linked")
+    second = next(key(i) for i in range(100) if key(i)[:2] != first[:2])
+    (folder / LAYOUT).mkdir(parents=True)
+    (folder / LAYOUT / first[:2]).symlink_to(outside)  # a shard that is a link
+    cache = Cache(folder, max_bytes=1)
+    cache.put(first, {"v": 1})
+    cache.put(second, {"v": 2})
+    assert sorted(outside.iterdir()) == [precious] and len(entries(folder)) == 2  # the link's, and the real one
+    assert len(cache.notes) == 1 and "symbolic link" in cache.notes[0]
+    cache.trim()  # a bound of one byte: every entry it counts goes
+    assert precious.is_file() and not entry_path(folder, second).exists()
+
+    whole = tmp_path / "whole"  # the layout folder itself a link
+    whole.mkdir()
+    (whole / "results").symlink_to(outside)
+    (outside / "v1" / first[:2]).mkdir(parents=True)
+    (outside / "v1" / first[:2] / "x.json.z").write_bytes(b"x" * 100)
+    linked = Cache(whole, max_bytes=1)
+    linked.put(second, {"v": 2})
+    linked.trim()
+    assert (outside / "v1" / first[:2] / "x.json.z").is_file() and not (outside / "v1" / second[:2]).exists()
+
+
 # --- through a real scan ----------------------------------------------------------------------
 
 
@@ -131,12 +231,18 @@ def repo(tmp_path: Path) -> Path:
     return root
 
 
-def scan(repo: Path, cache_dir: Path | None, out: Path, *extra: str, env: dict[str, str] | None = None) -> Any:
+def scanned(repo: Path, cache_dir: Path | None, out: Path, *extra: str,
+            env: dict[str, str] | None = None) -> tuple[Any, subprocess.CompletedProcess[str]]:
+    """The SARIF of a real `checker scan` of `repo` (its gate never fails), and the process."""
     args = ["scan", str(repo), "-r", str(repo.parent / "rules.yaml"), "--sarif-output", str(out), *extra]
     args += ["--cache-dir", str(cache_dir)] if cache_dir else ["--no-cache"]
     done = run_checker(*args, env=env)
     assert done.returncode == 0, done.stderr
-    return json.loads(out.read_text())
+    return json.loads(out.read_text()), done
+
+
+def scan(repo: Path, cache_dir: Path | None, out: Path, *extra: str, env: dict[str, str] | None = None) -> Any:
+    return scanned(repo, cache_dir, out, *extra, env=env)[0]
 
 
 def timeless(sarif: Any) -> Any:
@@ -193,8 +299,10 @@ def test_what_changes_a_result_changes_the_key(repo: Path, tmp_path: Path) -> No
     fixed = scan(repo, cache, tmp_path / "b.sarif")
     assert ("CKV_DOCKER_8", "Dockerfile") not in results(fixed)
     again = set(entries(cache)) - before
-    # Every runner walking the checkout may read any file of it: all ran again.
-    assert frameworks(again) == frameworks(before)
+    # A runner walking the checkout may read any file of it, so it ran again; one whose parser opens
+    # files by their ending alone (Terraform, Kubernetes) has no Dockerfile among its inputs.
+    by_ending = {"kubernetes", "terraform"} & frameworks(before)
+    assert by_ending and frameworks(again) == frameworks(before) - by_ending
     scan(repo, cache, tmp_path / "c.sarif", env={"CKV_IGNORE_HIDDEN_DIRECTORIES": "false"})
     assert frameworks(set(entries(cache)) - before - again) == frameworks(before)
 
@@ -263,3 +371,154 @@ def test_a_file_read_by_a_runner_under_another_kind_is_part_of_the_key(repo: Pat
     fresh = timeless(scan(repo, None, tmp_path / "c.sarif"))
     assert warm == fresh
     assert ("CKV_K8S_16", "docker-compose.pod.yaml") in results(fresh)
+
+
+# --- signed entries, through a real scan --------------------------------------------------------
+
+PLANTED = ("CKV_DOCKER_3", "Dockerfile")
+CI = {"CI": "true"}
+
+
+def plant(cache: Path, secret: str | None) -> int:
+    """Rewrite the Dockerfile's entry, whole and under its key, with an extra CKV_DOCKER_3 record, signed
+    with `secret` (None: unsigned): what anyone able to write the folder can do. How many were rewritten."""
+    planted = 0
+    for entry in entries(cache):
+        meta, _, payload = zlib.decompress(entry.read_bytes()).partition(b"\n")
+        value = json.loads(payload)
+        if value["framework"] == "dockerfile":
+            value["records"].append({**value["records"][0], "check_id": "CKV_DOCKER_3", "check_name": "planted"})
+            Cache(cache, secret=secret).put(json.loads(meta)["key"], value)
+            planted += 1
+    return planted
+
+
+def keys(cache: Path) -> list[str]:
+    return [header(entry)["key"] for entry in entries(cache)]
+
+
+def cache_notes(sarif: Any) -> list[str]:
+    return [n for n in sarif["runs"][0]["properties"].get("notes", []) if "result cache" in n]
+
+
+def test_a_signed_entry_is_used_under_its_key_and_rebuilt_under_another(repo: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    honest = timeless(scan(repo, cache, tmp_path / "a.sarif", env={**CI, "CHECKER_CACHE_KEY": KEY_A}))
+    stored = keys(cache)
+    assert stored and all(Cache(cache, secret=KEY_A).get(k) is not None for k in stored)
+    assert plant(cache, KEY_A) == 1
+    used = scan(repo, cache, tmp_path / "b.sarif", env={**CI, "CHECKER_CACHE_KEY": KEY_A})
+    assert PLANTED in results(used) and PLANTED not in results(honest)  # signed with the scan's key: used
+    other = timeless(scan(repo, cache, tmp_path / "c.sarif", env={**CI, "CHECKER_CACHE_KEY": KEY_B}))
+    assert other == honest
+    assert sorted(keys(cache)) == sorted(stored)  # the secret is in no key: the same entries, rebuilt
+    assert all(Cache(cache, secret=KEY_B).get(k) is not None for k in stored)  # and signed with the new one
+
+
+@pytest.mark.parametrize("signer", [None, KEY_B], ids=["unsigned", "signed with another secret"])
+def test_an_entry_not_signed_with_the_key_is_not_used(repo: Path, tmp_path: Path, signer: str | None) -> None:
+    cache = tmp_path / "cache"
+    honest = timeless(scan(repo, cache, tmp_path / "a.sarif"))  # a developer's cache: unsigned
+    assert plant(cache, signer) == 1
+    for name, env in (("b", {"CHECKER_CACHE_KEY": KEY_A}), ("c", {**CI, "CHECKER_CACHE_KEY": KEY_A})):
+        if name == "c":
+            assert plant(cache, signer) == 1  # planted again, over what the last scan rebuilt
+        sarif = scan(repo, cache, tmp_path / f"{name}.sarif", env=env)
+        assert PLANTED not in results(sarif)
+        assert timeless(sarif) == honest
+    assert all(Cache(cache, secret=KEY_A).get(k) is not None for k in keys(cache))  # rebuilt, signed
+
+
+def test_in_ci_without_a_key_no_entry_is_read_or_written(repo: Path, tmp_path: Path) -> None:
+    absent, empty = tmp_path / "absent", tmp_path / "empty"
+    first = scan(repo, absent, tmp_path / "a.sarif", env=CI)
+    assert not absent.exists() and cache_notes(first) == []
+    empty.mkdir()
+    assert cache_notes(scan(repo, empty, tmp_path / "b.sarif", env=CI)) == [] and list(empty.iterdir()) == []
+
+    restored = tmp_path / "restored"  # a cache a CI job restored, with an entry planted in it
+    scan(repo, restored, tmp_path / "c.sarif")
+    assert plant(restored, None) == 1
+    assert PLANTED in results(scan(repo, restored, tmp_path / "d.sarif"))  # control: it works where trusted
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in entries(restored)}
+    for name, env in (("e", CI), ("f", {**CI, "CHECKER_CACHE_KEY": ""})):  # "": GitHub's value for a hidden secret
+        sarif, done = scanned(repo, restored, tmp_path / f"{name}.sarif", env=env)
+        assert results(sarif) == results(first) and PLANTED not in results(sarif)
+        assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in entries(restored)} == before  # unread, unwritten
+        (note,) = cache_notes(sarif)
+        assert str(restored) in note and "CHECKER_CACHE_KEY" in note and "was not used" in note
+        assert "CHECKER_CACHE_KEY" in done.stdout  # the text report's notes, too
+
+    xdg = tmp_path / "xdg"  # the default folder, as on a runner that keeps its home folder
+    done = run_checker("scan", str(repo), "-r", str(tmp_path / "rules.yaml"), "--sarif-output",
+                       str(tmp_path / "g.sarif"), env={"XDG_CACHE_HOME": str(xdg)})
+    assert done.returncode == 0 and entries(xdg / "checker"), done.stderr
+    done = run_checker("scan", str(repo), "-r", str(tmp_path / "rules.yaml"), "--sarif-output",
+                       str(tmp_path / "h.sarif"), env={**CI, "XDG_CACHE_HOME": str(xdg)})
+    assert done.returncode == 0, done.stderr
+    (note,) = cache_notes(json.loads((tmp_path / "h.sarif").read_text()))
+    assert str(xdg / "checker") in note
+
+
+@pytest.mark.parametrize("value", ["short-but-secret-Zq9", "x" * 31, " " * 8 + "y" * 31 + "\n"])
+def test_a_short_key_is_a_configuration_error_that_never_repeats_it(repo: Path, tmp_path: Path, value: str) -> None:
+    done = run_checker("scan", str(repo), "--cache-dir", str(tmp_path / "cache"), env={"CHECKER_CACHE_KEY": value})
+    assert done.returncode == 2, done.stderr
+    assert "CHECKER_CACHE_KEY" in done.stderr and "openssl rand -hex 32" in done.stderr
+    assert value.strip() not in done.stdout + done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "cache").exists()
+
+
+def test_the_key_never_appears_in_any_output(repo: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    outputs = {"--sarif-output": "r.sarif", "--json-output": "r.json", "--markdown-output": "r.md",
+               "--junit-output": "r.xml", "--code-scanning-output": "cs.sarif", "--evidence-output": "e.jsonl"}
+    args = [arg for flag, name in outputs.items() for arg in (flag, str(tmp_path / name))]
+    for _ in ("cold", "warm"):
+        done = run_checker("scan", str(repo), "-r", str(tmp_path / "rules.yaml"), "--cache-dir", str(cache),
+                           *args, env={**CI, "CHECKER_CACHE_KEY": KEY_A})
+        assert done.returncode == 0, done.stderr
+        texts = [done.stdout, done.stderr, *((tmp_path / name).read_text() for name in outputs.values()),
+                 *(zlib.decompress(e.read_bytes()).decode() for e in entries(cache))]
+        assert entries(cache) and all(KEY_A not in text and KEY_A[5:] not in text for text in texts)
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="reads a process's environment in /proc")
+def test_the_key_stays_out_of_the_warm_server(repo: Path, tmp_path: Path) -> None:
+    """The server outlives the scan that started it: it never holds the key, which is not part of its
+    identity either (a client with another key is served by the same server); each scan it serves
+    brings its client's key, as it brings CHECKER_SIGNING_KEY."""
+    runtime = Path(tempfile.mkdtemp(prefix="cw", dir="/tmp"))  # short: a socket's path has at most 108 bytes
+    env = {"XDG_RUNTIME_DIR": str(runtime), "CHECKER_WARM": "1", "CHECKER_WARM_IDLE": "300",
+           "CHECKER_CACHE_KEY": KEY_A}
+    pid = 0
+    try:
+        started = run_checker("warm", "start", cwd=repo, env=env)
+        assert started.returncode == 0, started.stderr
+        pid = int(re.match(r"warm server started: pid (\d+)", started.stdout).group(1))
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        assert b"CHECKER_CACHE_KEY" not in environ and KEY_A[5:].encode() not in environ
+        status = run_checker("warm", "status", cwd=repo, env={**env, "CHECKER_CACHE_KEY": KEY_B})
+        assert status.returncode == 0 and re.search(rf"^  pid: +{pid}$", status.stdout, re.MULTILINE), status.stdout
+        cache = tmp_path / "cache"
+        done = run_checker("scan", str(repo), "-r", str(tmp_path / "rules.yaml"), "--cache-dir", str(cache),
+                           cwd=repo, env=env)
+        assert done.returncode == 0, done.stderr
+        log = (runtime / f"checker-{os.getuid()}" / "warm.log").read_text()
+        assert ": scan [" in log and KEY_A[5:] not in log + status.stdout + started.stdout  # served there
+        assert keys(cache) and all(Cache(cache, secret=KEY_A).get(k) is not None for k in keys(cache))
+    finally:
+        run_checker("warm", "stop", "--all", env=env)  # the servers of this test's own runtime folder
+        deadline = time.monotonic() + 30
+        while pid and alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        shutil.rmtree(runtime, ignore_errors=True)
+    assert not (pid and alive(pid)), f"warm server {pid} still running"
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie waiting to be reaped does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False

@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from checker.cache import LAYOUT, Cache
 from checker.cli import main
 from checker.discover import discover
 from checker.model import Kind, Severity
@@ -201,7 +203,7 @@ def test_github_gate_writes_signed_evidence_and_the_deploy_verifies_it_first() -
     holders = {where for where, text in _strings(wf) if "CHECKER_SIGNING_KEY" in text}
     assert holders == {".on.workflow_call.secrets.CHECKER_SIGNING_KEY",  # the reusable workflow's input
                        f".jobs.compliance-gate.steps[{scan_at}].env.CHECKER_SIGNING_KEY"}, holders
-    assert set(wf["on"]["workflow_call"]["secrets"]) == {"CHECKER_SIGNING_KEY", "CHECKER_LEDGER"}
+    assert set(wf["on"]["workflow_call"]["secrets"]) == {"CHECKER_SIGNING_KEY", "CHECKER_LEDGER", "CHECKER_CACHE_KEY"}
     assert "--signing-key" not in GITHUB.read_text()
     assert not re.search(r"^\s*(echo|printf|cat)\b.*SIGNING", scan["run"], re.MULTILINE)
     # kept with the SARIF, under the name the deploy asks for
@@ -254,6 +256,54 @@ def test_gitlab_gate_writes_signed_evidence_and_the_deploy_verifies_it_first() -
     assert deploy["script"][-1].startswith("./deploy.sh") and verify_at < len(deploy["script"]) - 1
 
 
+# --- the result cache: restored, saved, and trusted only when signed -----------------------------
+
+CACHE_DIR = ".checker-cache"
+CACHE_STEP = re.compile(r"^\s*uses: actions/cache/(restore|save)@[0-9a-f]{40}  # v\d+\.\d+\.\d+$", re.MULTILINE)
+
+
+def test_github_gate_restores_and_saves_the_result_cache_and_signs_it() -> None:
+    wf = _load(GITHUB)
+    gate = wf["jobs"]["compliance-gate"]
+    restore_at, restore = next((i, s) for i, s in enumerate(gate["steps"])
+                               if s.get("uses", "").startswith("actions/cache/restore@"))
+    save_at, save = next((i, s) for i, s in enumerate(gate["steps"])
+                         if s.get("uses", "").startswith("actions/cache/save@"))
+    scan_at, scan = _step(gate, "Scan")
+    gate_at, _ = _step(gate, "Gate")
+    assert restore_at < scan_at < save_at < gate_at
+    # one release of actions/cache, pinned by commit, its version in the comment (for Dependabot)
+    assert [m[1] for m in CACHE_STEP.finditer(GITHUB.read_text())] == ["restore", "save"]
+    assert restore["uses"].partition("@")[2] == save["uses"].partition("@")[2]
+    # per OS and commit; else the newest of the same OS; saved under the key it restored, once
+    key = restore["with"]["key"]
+    assert save["with"]["key"] == key and "${{ runner.os }}" in key and key.endswith("${{ github.sha }}")
+    assert restore["with"]["restore-keys"].strip() == key.removesuffix("${{ github.sha }}")
+    assert restore["with"]["path"] == save["with"]["path"] == CACHE_DIR
+    assert "always()" in save["if"] and "steps.scan.outcome == 'success'" in save["if"]  # a failed gate's too
+    assert f"steps.{restore['id']}.outputs.cache-hit != 'true'" in save["if"]
+    assert f"--cache-dir {CACHE_DIR}" in _joined(scan["run"])
+    # the key that signs it: the secret, in the Scan step's env only
+    assert scan["env"]["CHECKER_CACHE_KEY"] == "${{ secrets.CHECKER_CACHE_KEY }}"
+    holders = {where for where, text in _strings(wf) if "CHECKER_CACHE_KEY" in text}
+    assert holders == {".on.workflow_call.secrets.CHECKER_CACHE_KEY",
+                       f".jobs.compliance-gate.steps[{scan_at}].env.CHECKER_CACHE_KEY"}, holders
+
+
+def test_gitlab_gate_caches_results_per_branch_and_signs_them() -> None:
+    ci = _load(GITLAB)
+    gate = ci["compliance-gate"]
+    cache = gate["cache"]
+    assert cache["paths"] == [f"{CACHE_DIR}/"] and cache["when"] == "always"
+    assert "$CI_COMMIT_REF_SLUG" in cache["key"]
+    assert cache["fallback_keys"] == [cache["key"].replace("$CI_COMMIT_REF_SLUG", "$CI_DEFAULT_BRANCH")]
+    assert "unprotect" not in cache  # protected branches keep caches of their own
+    assert f"--cache-dir {CACHE_DIR}" in " ".join(gate["script"])
+    assert "cache" not in ci["deploy-production"]
+    # the key that signs it comes only from the masked, protected CI/CD variable: never defined here
+    assert {where for where, text in _strings(ci) if "CHECKER_CACHE_KEY" in text} == set()
+
+
 # --- end to end: the templates' own shell text, run with bash as each CI would ------------------
 
 GITHUB_EXPRESSIONS = {  # what GitHub substitutes in each env: value, for a push to main
@@ -262,6 +312,7 @@ GITHUB_EXPRESSIONS = {  # what GitHub substitutes in each env: value, for a push
     "${{ inputs.checker-spec || 'checker==0.1.0' }}": "checker==0.1.0",
     "${{ github.event_name == 'push' && github.ref == 'refs/heads/main' && 'production' || '' }}": "production",
     "${{ secrets.CHECKER_LEDGER }}": "",  # an organisation without a ledger yet (a test sets one where it matters)
+    "${{ secrets.CHECKER_CACHE_KEY }}": "9b1f" * 16,  # `openssl rand -hex 32`
 }
 UNPINNED_WORKFLOW = """on: push
 permissions: {contents: read}
@@ -482,3 +533,87 @@ def test_gitlab_template_unsigned_or_failed_evidence_does_not_deploy(tmp_path: P
     assert code == 1 and "unsigned" in output, output
     code, output = _gitlab_run(pipe, ci, "deploy-production", signed, pipe.commit)
     assert code == 3 and not pipe.deployed(), output
+
+
+# Fails the gate on Checkov's CKV_DOCKER_8 (high) alone: our own checks find nothing at high here.
+ROOT_IMAGE = f"FROM registry.example.com/mirror/python:3.12-slim@sha256:{'a' * 64}\nUSER root\nHEALTHCHECK CMD true\n"
+OUTPUTS = ("results.sarif", EVIDENCE, "summary.md", "junit.xml", "code-scanning.sarif")
+
+
+def _entries(pipe: Pipeline) -> list[Path]:
+    return sorted((pipe.repo / CACHE_DIR / LAYOUT).glob("*/*.json.z"))
+
+
+def _forge(pipe: Pipeline, secret: str | None) -> int:
+    """Rewrite every entry of the restored cache to say Checkov found nothing, whole and under its key,
+    signed with `secret` (None: unsigned): what another job of the pipeline, which runs the repository's
+    code and can write the shared cache, would do. How many entries were rewritten."""
+    found = _entries(pipe)
+    for entry in found:
+        meta, _, payload = zlib.decompress(entry.read_bytes()).partition(b"\n")
+        Cache(pipe.repo / CACHE_DIR, secret=secret).put(json.loads(meta)["key"], {**json.loads(payload),
+                                                                                   "records": []})
+    return len(found)
+
+
+def _next_run(pipe: Pipeline) -> None:
+    """The workspace of the next pipeline: a fresh checkout (no outputs of the last run) with the cache restored."""
+    for name in OUTPUTS:
+        (pipe.repo / name).unlink(missing_ok=True)
+
+
+def test_github_template_trusts_a_restored_cache_only_when_signed_with_its_key(tmp_path: Path) -> None:
+    wf = _load(GITHUB)
+    gate, deploy = wf["jobs"]["compliance-gate"], wf["jobs"]["deploy"]
+    pipe = Pipeline(tmp_path, {"Dockerfile": ROOT_IMAGE})
+    key = GITHUB_EXPRESSIONS["${{ secrets.CHECKER_CACHE_KEY }}"]
+    secrets = {"secrets.CHECKER_SIGNING_KEY": pipe.private}
+    ran = _github_run(pipe, gate, secrets, pipe.commit)
+    assert [(n, c) for n, c, _ in ran] == [("Scan", 0), ("Job summary", 0), ("Gate", 1)], ran
+    assert _entries(pipe), "the scan kept its results in the cache the template saves"
+    # the next pipeline restores a cache another job rewrote to say "no findings": without the key it
+    # signs nothing that checks out, and neither does a job that reads the secret of a fork (empty)
+    for forger, cache_key in ((None, key), ("f0e1" * 16, key), (None, "")):
+        assert _forge(pipe, forger)
+        _next_run(pipe)
+        ran = _github_run(pipe, gate, {**secrets, "secrets.CHECKER_CACHE_KEY": cache_key}, pipe.commit)
+        assert [(n, c) for n, c, _ in ran] == [("Scan", 0), ("Job summary", 0), ("Gate", 1)], ran
+        assert "CKV_DOCKER_8" in (pipe.repo / "results.sarif").read_text()
+        assert ("CHECKER_CACHE_KEY" in ran[0][2]) == (cache_key == ""), ran[0][2]  # the note: a cache went unused
+        assert key not in "".join(out for _, _, out in ran)
+    # control: signed with the key, the same entries are used, and the gate passes on them; whoever can
+    # read the key can pass the gate, so only the Scan step gets it. The restored cache is no uncommitted
+    # change: the evidence verifies and the deploy goes ahead.
+    assert _forge(pipe, key)
+    _next_run(pipe)
+    ran = _github_run(pipe, gate, secrets, pipe.commit)
+    assert [(n, c) for n, c, _ in ran] == [("Scan", 0), ("Job summary", 0), ("Gate", 0)], ran
+    ran = _github_run(pipe, deploy, {"vars.GATE_EVIDENCE_PUBLIC_KEY": pipe.public}, pipe.commit)
+    assert [(n, c) for n, c, _ in ran] == [("Verify the gate's evidence", 0), ("Record the change in the ledger", 0),
+                                           ("Deploy", 0)], ran
+
+
+def test_gitlab_template_trusts_a_restored_cache_only_when_signed_with_its_key(tmp_path: Path) -> None:
+    ci = _load(GITLAB)
+    pipe = Pipeline(tmp_path, {"Dockerfile": ROOT_IMAGE})
+    key = "5c3a" * 16
+    group = {"CHECKER_SIGNING_KEY": pipe.private, "CHECKER_CACHE_KEY": key,
+             "GATE_EVIDENCE_PUBLIC_KEY": _public_file(pipe, pipe.public)}
+    code, output = _gitlab_run(pipe, ci, "compliance-gate", group, pipe.commit)
+    assert code == 1 and _entries(pipe), output
+    assert _forge(pipe, None)  # another job of the branch's pipelines, without the key
+    _next_run(pipe)
+    code, output = _gitlab_run(pipe, ci, "compliance-gate", group, pipe.commit)
+    assert code == 1 and "CKV_DOCKER_8" in (pipe.repo / "results.sarif").read_text(), output
+    # an unprotected branch's pipeline gets no protected variable: the cache is not used at all
+    assert _forge(pipe, None)
+    _next_run(pipe)
+    code, output = _gitlab_run(pipe, ci, "compliance-gate", {**group, "CHECKER_CACHE_KEY": ""}, pipe.commit)
+    assert code == 1 and "CHECKER_CACHE_KEY" in output, output
+    # control: signed with the key, the entries are used; the restored cache is no uncommitted change
+    assert _forge(pipe, key)
+    _next_run(pipe)
+    code, output = _gitlab_run(pipe, ci, "compliance-gate", group, pipe.commit)
+    assert code == 0 and key not in output, output
+    code, output = _gitlab_run(pipe, ci, "deploy-production", group, pipe.commit)
+    assert code == 0 and pipe.deployed(), output
