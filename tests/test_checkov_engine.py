@@ -350,8 +350,7 @@ def test_terraform_expressions_are_evaluated_once_each_with_the_outcome_of_every
         calls.append(text)
         return evaluation.evaluate(text)
 
-    memo = checkov_engine._Memo(evaluation)
-    memo.evaluate = counted
+    memo = checkov_engine._Memo(counted, checkov_engine._Table(evaluation.SAFE_EVAL_DICT))
     fresh = [outcome(evaluation.evaluate, t) for t in TEXTS * 3]
     assert [outcome(memo, t) for t in TEXTS * 3] == fresh
     assert sorted(calls) == sorted(TEXTS)  # the second and third rounds came from what was kept
@@ -362,7 +361,7 @@ def test_terraform_expressions_are_evaluated_once_each_with_the_outcome_of_every
 
 def test_an_expression_that_assigns_into_the_shared_symbol_table_drops_what_was_kept(evaluation):
     """Checkov's evaluator shares one symbol table: `foo=1` defines `foo` for every later evaluation."""
-    memo = checkov_engine._Memo(evaluation)
+    memo = checkov_engine._Memo(evaluation.evaluate, checkov_engine._Table(evaluation.SAFE_EVAL_DICT))
     assert outcome(memo, "foo")[0] == "error"
     assert memo("foo=1") is None
     assert memo("foo") == 1 == evaluation.evaluate("foo")
@@ -370,10 +369,36 @@ def test_an_expression_that_assigns_into_the_shared_symbol_table_drops_what_was_
     assert memo("foo") == [2]
 
 
+def test_a_whole_terraform_expression_is_kept_per_text_and_arguments_and_dropped_when_the_table_changes(evaluation):
+    """The string work around an evaluation (evaluate_terraform) is kept too, sharing the table's generation:
+    a text that assigns into the table, evaluated inside it, drops what the outer memo kept."""
+    from checkov.terraform.graph_builder.variable_rendering import evaluate_terraform as module
+
+    table = checkov_engine._Table(evaluation.SAFE_EVAL_DICT)
+    inner = checkov_engine._Memo(evaluation.evaluate, table)
+    calls = []
+    outer = checkov_engine._Memo(lambda text, **kw: calls.append((text, kw)) or module.evaluate_terraform(text, **kw),
+                                 table)
+    texts = ["${1 + 2}", "${true ? \"a\" : \"b\"}", "${merge({\"a\": 1}, {\"b\": 2})}", "abc-${var.x}-xyz"]
+    fresh = [module.evaluate_terraform(t, keep_interpolations=k) for t in texts for k in (True, False)]
+    original = module.evaluate
+    module.evaluate = inner  # as installed: evaluate_terraform's evaluations go through the inner memo
+    try:
+        for _ in range(2):
+            assert [outer(t, keep_interpolations=k) for t in texts for k in (True, False)] == fresh
+        assert len(calls) == 2 * len(texts)  # the second round came from what was kept
+        outer("${foo}")
+        outer("foo=1")  # assigns: the table changed, everything kept is dropped
+        assert outer("${foo}") == module.evaluate_terraform("${foo}") == 1
+        assert calls.count(("${foo}", {})) == 2
+    finally:
+        module.evaluate = original
+
+
 def test_expressions_with_a_clock_or_an_effect_are_evaluated_every_time(evaluation):
     calls = []
-    memo = checkov_engine._Memo(evaluation)
-    memo.evaluate = lambda text: calls.append(text) or evaluation.evaluate(text)
+    memo = checkov_engine._Memo(lambda text: calls.append(text) or evaluation.evaluate(text),
+                                checkov_engine._Table(evaluation.SAFE_EVAL_DICT))
     for _ in range(2):
         memo("timestamp()")
         memo("toset(['a', 'b'])")  # a set: a copy need not iterate in the same order

@@ -581,68 +581,100 @@ _EVALUATES = frozenset({"terraform", "terraform_json", "terraform_plan"})
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
+class _Table:
+    """The symbol table every Terraform expression evaluation shares, and how often it has changed.
+
+    An evaluation depends on its text and on this table, nothing else. Only an evaluation can
+    change it (a text such as `PORT=8080` assigns into it), and every evaluation goes through the
+    one `_Memo` wrapping Checkov's `evaluate`, which asks `check` after each: so `generation`
+    moves exactly when the table did, and what was kept under another generation is dropped.
+    """
+
+    def __init__(self, table: dict[str, Any]) -> None:
+        self.table = table
+        self.builtin = frozenset(table)
+        self.now = self.state()
+        self.generation = 0
+
+    def state(self) -> tuple[tuple[str, int, str | None], ...]:
+        """The table's names, what each is bound to, and the value of each it did not start with."""
+        return tuple((name, id(value), None if name in self.builtin else repr(value))
+                     for name, value in self.table.items() if name != "print")  # each interpreter rebinds print
+
+    def check(self) -> None:
+        now = self.state()
+        if now != self.now:
+            self.now = now
+            self.generation += 1
+
+
 class _Memo:
-    """Checkov's evaluation of Terraform expressions (in this worker only), each text evaluated once.
+    """A Terraform expression function of Checkov's (in this worker only), each text evaluated once.
 
     Profiled: rendering variables evaluates the same few thousand texts hundreds of thousands
     of times, each in a new asteval interpreter (terraform-aws-vpc: 369,000 evaluations of
-    13,800 texts), half of the Terraform runner's time. An evaluation depends on its text and on
-    the symbol table all evaluations share, nothing else; so its outcome (plain data, handed out
-    as a copy, or a ValueError) is kept per text while that table stays as it was. A text such
-    as `PORT=8080` assigns into the table: then everything kept is dropped. Never kept: texts
-    with an effect or a clock (`print`, `timestamp`), other outcomes (sets, whose order a copy
-    may not keep; errors of the moment such as MemoryError), and nothing at all in Checkov's
-    debug mode (it prints each error) or with its threaded rendering.
+    13,800 texts), half of the Terraform runner's time; and the string work around each
+    evaluation (`evaluate_terraform`: maps, conditionals, for loops, a second evaluation) was a
+    quarter of terraform-aws-eks's once evaluations were kept. Both depend on their arguments and
+    the shared symbol table alone (`_Table`), so an outcome (plain data, handed out as a copy, or
+    a plain ValueError) is kept per text and arguments while the table stays as it was. Never
+    kept: texts with an effect or a clock (`print`, `timestamp`), other outcomes (sets, whose
+    order a copy may not keep; errors of the moment such as MemoryError), and nothing at all in
+    Checkov's debug mode (it prints each error) or with its threaded rendering.
     """
 
-    def __init__(self, module: Any) -> None:
-        self.evaluate = module.evaluate
-        self.table: dict[str, Any] = module.SAFE_EVAL_DICT
-        self.builtin = frozenset(self.table)
-        self.now = self.state()
-        self.kept: dict[str, tuple[bool, Any]] = {}
+    def __init__(self, function: Callable[..., Any], table: _Table) -> None:
+        self.function = function
+        self.table = table
+        self.generation = table.generation
+        self.kept: dict[Any, tuple[bool, Any]] = {}
 
     @classmethod
     def install(cls) -> None:
         if os.getenv("LOG_LEVEL") == "DEBUG" or os.getenv("RENDER_VARIABLES_ASYNC") == "True":
             return
         rendering = "checkov.terraform.graph_builder.variable_rendering"
-        caller: Any = importlib.import_module(f"{rendering}.evaluate_terraform")  # its one caller: _try_evaluate
+        terraform: Any = importlib.import_module(f"{rendering}.evaluate_terraform")
         evaluation = importlib.import_module(f"{rendering}.safe_eval_functions")
-        if caller.evaluate is evaluation.evaluate:
-            caller.evaluate = cls(evaluation)
+        foreach: Any = importlib.import_module("checkov.terraform.graph_builder.foreach.abstract_handler")
+        if terraform.evaluate is not evaluation.evaluate:
+            return  # installed already
+        table = _Table(evaluation.SAFE_EVAL_DICT)
+        terraform.evaluate = cls(evaluation.evaluate, table)  # its one caller: _try_evaluate
+        # the renderer calls it through the module, the for_each handlers by a name of their own
+        terraform.evaluate_terraform = foreach.evaluate_terraform = cls(terraform.evaluate_terraform, table)
 
-    def state(self) -> tuple[tuple[str, int, str | None], ...]:
-        """The symbol table's names, what each is bound to, and the value of each it did not start with."""
-        return tuple((name, id(value), None if name in self.builtin else repr(value))
-                     for name, value in self.table.items() if name != "print")  # each interpreter rebinds print
-
-    def __call__(self, text: Any) -> Any:
-        keep = isinstance(text, str) and "print" not in text and "timestamp" not in text
-        kept = self.kept.get(text) if keep else None
+    def __call__(self, text: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.generation != self.table.generation:
+            self.kept.clear()
+            self.generation = self.table.generation
+        keep = isinstance(text, str) and "print" not in text and "timestamp" not in text and all(
+            type(a) in _PLAIN for a in (*args, *kwargs.values()))
+        at = (text, args, tuple(sorted(kwargs.items()))) if keep else None
+        kept = self.kept.get(at) if keep else None
         if kept is not None:
             if kept[0]:
                 return copy.deepcopy(kept[1])
             raise ValueError(*kept[1])
         try:
-            value = self.evaluate(text)
+            value = self.function(text, *args, **kwargs)
         except ValueError as error:
-            self.after((text, (False, error.args)) if keep else None)
+            self.after(at, (False, error.args) if type(error) is ValueError else None)
             raise
         except BaseException:
-            self.after(None)
+            self.after(None, None)
             raise
-        self.after((text, (True, copy.deepcopy(value))) if keep and _plain(value) else None)
+        self.after(at, (True, copy.deepcopy(value)) if _plain(value) else None)
         return value
 
-    def after(self, outcome: tuple[str, tuple[bool, Any]] | None) -> None:
-        """Keep an evaluation's outcome, unless the evaluation changed the table: then drop all kept."""
-        now = self.state()
-        if now != self.now:
+    def after(self, at: Any, outcome: tuple[bool, Any] | None) -> None:
+        """Keep an outcome, unless the call changed the table: then drop all kept."""
+        self.table.check()
+        if self.generation != self.table.generation:
             self.kept.clear()
-            self.now = now
-        elif outcome is not None:
-            self.kept[outcome[0]] = outcome[1]
+            self.generation = self.table.generation
+        elif at is not None and outcome is not None:
+            self.kept[at] = outcome
 
 
 class _ParseOnce:
