@@ -522,3 +522,83 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
     except OSError:
         return False
+
+
+# --- what is kept, and for which runner ---------------------------------------------------------
+
+# CKV_AWS_361 compares BackupRetentionPeriod with an int: a string makes the check raise, every time.
+NEPTUNE = """Resources:
+  Cluster:
+    Type: AWS::Neptune::DBCluster
+    Properties:
+      BackupRetentionPeriod: "7"
+"""
+
+
+def test_what_checkov_could_not_check_in_a_whole_run_is_kept_with_its_result(repo: Path, tmp_path: Path) -> None:
+    """A check that crashes on a template crashes on the same bytes again: that result, exit 3 included,
+    comes from the cache like any other (proof: its problem, rewritten validly, shows in the next scan)."""
+    (repo / "neptune.yaml").write_text(NEPTUNE)
+    cache = tmp_path / "cache"
+    args = ["scan", str(repo), "-r", str(repo.parent / "rules.yaml"), "--cache-dir", str(cache)]
+    first = run_checker(*args)
+    assert first.returncode == 3 and "Checkov check CKV_AWS_361 crashed on" in first.stdout, first.stderr
+    rewritten = 0
+    for entry in entries(cache):
+        head, _, payload = zlib.decompress(entry.read_bytes()).partition(b"\n")
+        value = json.loads(payload)
+        if value["framework"] == "cloudformation":
+            assert value["settled"] is True and len(value["problems"]) == 1
+            value["problems"][0]["message"] = "kept from the first scan"
+            payload = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+            meta = {**json.loads(head), "sha256": hashlib.sha256(payload).hexdigest()}
+            entry.write_bytes(zlib.compress(json.dumps(meta).encode() + b"\n" + payload))
+            rewritten += 1
+    assert rewritten == 1
+    second = run_checker(*args)
+    assert second.returncode == 3 and "neptune.yaml: kept from the first scan" in second.stdout
+
+
+def terraform_kept(repo: Path, tmp_path: Path, cache: Path) -> bool:
+    scan(repo, cache, tmp_path / f"{len(list(tmp_path.iterdir()))}.sarif")
+    return "terraform" in frameworks(set(entries(cache)))
+
+
+def test_terraform_results_are_kept_beside_left_out_folders_no_module_reaches(repo: Path, tmp_path: Path) -> None:
+    """A restored cache inside the checkout, or an ignored build folder, is never read by the Terraform
+    runner: its results are kept. A module folder that is left out, or holds what is, is read: they are not."""
+    (repo / ".gitignore").write_text("build/\n")
+    (repo / "build").mkdir()
+    (repo / "build" / "out.tf").write_text(BUCKET)
+    assert terraform_kept(repo, tmp_path, repo / ".checker-cache")
+
+    shutil.rmtree(repo / ".checker-cache")
+    (repo / "infra" / "uses.tf").write_text('module "out" {\n  source = "../build"\n}\n')
+    assert not terraform_kept(repo, tmp_path, tmp_path / "c2")
+
+    (repo / "infra" / "uses.tf").write_text('module "m" {\n  source = "./m"\n}\n')
+    (repo / "infra" / "m").mkdir()
+    (repo / "infra" / "m" / "main.tf").write_text(BUCKET)
+    (repo / ".gitignore").write_text("build/\ninfra/m/secret.tf\n")
+    (repo / "infra" / "m" / "secret.tf").write_text(BUCKET)
+    assert not terraform_kept(repo, tmp_path, tmp_path / "c3")
+
+    (repo / ".gitignore").write_text("build/\n")
+    assert terraform_kept(repo, tmp_path, tmp_path / "c4")
+    (repo / ".terraform" / "modules").mkdir(parents=True)  # Terraform's downloads: read, never discovered
+    (repo / ".terraform" / "modules" / "modules.json").write_text('{"Modules": []}')
+    assert not terraform_kept(repo, tmp_path, tmp_path / "c5")
+
+
+def test_a_terraform_result_is_not_run_again_for_a_dockerfile_but_is_for_a_variables_file(repo: Path,
+                                                                                           tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    scan(repo, cache, tmp_path / "a.sarif")
+    before = set(entries(cache))
+    (repo / "Dockerfile").write_text("FROM python:3.12\nUSER app\n")
+    scan(repo, cache, tmp_path / "b.sarif")
+    assert "terraform" not in frameworks(set(entries(cache)) - before)
+    before = set(entries(cache))
+    (repo / "infra" / "terraform.tfvars").write_text('region = "eu-west-1"\n')
+    scan(repo, cache, tmp_path / "c.sarif")
+    assert "terraform" in frameworks(set(entries(cache)) - before)

@@ -361,18 +361,44 @@ def _key(job: _Job, discovery: Discovery, ruleset: Ruleset, digests: Digests) ->
 
     A runner walking the root reads only files discovery kept (refused and ignored paths are excluded
     from its walk), whatever kind discovery gave them, so their bytes are its inputs. Not cached:
-    Helm and Kustomize (they may fetch charts and bases over the network); Terraform when anything
-    was ignored or refused (a module's `source` may point there, and the runner loads it); and a
-    runner that is not file by file given explicit files (it may load modules or bases from disk).
+    Helm and Kustomize (they may fetch charts and bases over the network); Terraform when it may load
+    a file discovery did not keep (`_reaches_unseen`); and a runner that is not file by file given
+    explicit files (it may load modules or bases from disk).
     """
     if job.framework in ("helm", "kustomize"):
         return ""
-    if job.framework not in _PER_FILE and (job.files is not None or discovery.ignored or discovery.refused):
+    if job.framework not in _PER_FILE and (job.files is not None or _reaches_unseen(discovery)):
         return ""
     tools = {name: _tool(name) for name in _TOOLS.get(job.framework, ())}
     return key("checkov-job", sys.version, checkov_version(), importlib.metadata.version("checker"), ruleset.digest,
                checkov_environment({"BC_SKIP_MAPPING": "TRUE", **os.environ}), tools, dataclasses.asdict(job),
                digests.of(_inputs(job, discovery)))
+
+
+def _reaches_unseen(discovery: Discovery) -> bool:
+    """Whether the Terraform runner may read a file discovery left out (ignored or refused), which no key covers.
+
+    Its walk skips them, but it loads a local module's folder wherever a `source` points, and reads
+    modules Terraform or Checkov downloaded (`.terraform/`, `.external_modules/`, or wherever
+    EXTERNAL_MODULES_DIR says). So: any such folder left out, or a module folder that is, holds, or
+    lies in a path left out (or is the root, or leaves it). A left-out folder nothing points at (a
+    restored `.checker-cache`, `node_modules`) is never read, and costs the cache nothing.
+    """
+    unseen = (*discovery.ignored, *discovery.refused)
+    if not unseen:
+        return False
+    external = posixpath.basename(os.environ.get("EXTERNAL_MODULES_DIR", "").rstrip("/")) or ".external_modules"
+    downloaded = {".terraform", ".external_modules", external}
+    if any(part in downloaded for path in unseen for part in path.split("/")):
+        return True
+    for source in discovery.of_kind(Kind.TERRAFORM):
+        for match in _LOCAL_SOURCE.finditer(source.text):
+            folder = posixpath.normpath(posixpath.join(posixpath.dirname(source.path), match.group(1)))
+            if folder == "." or folder.startswith("../") or folder == ".." or any(
+                    path == folder or path.startswith(f"{folder}/") or folder.startswith(f"{path}/")
+                    for path in unseen):
+                return True
+    return False
 
 
 def _inputs(job: _Job, discovery: Discovery) -> Sequence[str]:
