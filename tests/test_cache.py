@@ -564,30 +564,69 @@ def terraform_kept(repo: Path, tmp_path: Path, cache: Path) -> bool:
     return "terraform" in frameworks(set(entries(cache)))
 
 
+OPEN_SSH = """resource "aws_security_group" "ssh" {
+  ingress {
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+"""
+
+
+@pytest.mark.parametrize(("where", "call"), [
+    ("infra/uses.tf", 'module "m" { source = "../gen" }\n'),  # one line: no `source` at a line's start
+    ("infra/mods.hcl", 'module "m" {\n  source = "../gen"\n}\n'),  # Checkov loads .hcl files too
+    ("infra/uses.tf", 'module "m" {\n  source = "{root}/gen"\n}\n'),  # absolute, inside the root
+    ("infra/uses.tf", 'module "m" {\n  source = "../GEN"\n}\n'),  # another case of an ignored name
+])
+def test_a_module_in_a_left_out_folder_never_gives_a_stale_result(repo: Path, tmp_path: Path, where: str,
+                                                                  call: str) -> None:
+    """Whatever form the `source` takes, a module the runner loads from where the scan left something out
+    is not covered by the key: its result is not stored, so a change there is found."""
+    (repo / ".gitignore").write_text("gen/\nGEN/\n")
+    gen = repo / ("GEN" if "GEN" in call else "gen")
+    gen.mkdir()
+    (gen / "main.tf").write_text(BUCKET)
+    (repo / where).write_text(call.replace("{root}", str(repo.resolve())))
+    cache = tmp_path / "cache"
+    scan(repo, cache, tmp_path / "a.sarif")
+    assert "terraform" not in frameworks(set(entries(cache)))
+    (gen / "main.tf").write_text(BUCKET + OPEN_SSH)
+    assert results(scan(repo, cache, tmp_path / "b.sarif")) == results(scan(repo, None, tmp_path / "c.sarif"))
+
+
 def test_terraform_results_are_kept_beside_left_out_folders_no_module_reaches(repo: Path, tmp_path: Path) -> None:
-    """A restored cache inside the checkout, or an ignored build folder, is never read by the Terraform
-    runner: its results are kept. A module folder that is left out, or holds what is, is read: they are not."""
+    """A restored cache inside the checkout, an ignored build folder or Terraform's own downloads
+    folder are never read when no module points there: Terraform's results are kept."""
     (repo / ".gitignore").write_text("build/\n")
     (repo / "build").mkdir()
     (repo / "build" / "out.tf").write_text(BUCKET)
+    (repo / ".terraform" / "modules").mkdir(parents=True)
+    (repo / ".terraform" / "modules" / "modules.json").write_text('{"Modules": []}')
     assert terraform_kept(repo, tmp_path, repo / ".checker-cache")
-
-    shutil.rmtree(repo / ".checker-cache")
-    (repo / "infra" / "uses.tf").write_text('module "out" {\n  source = "../build"\n}\n')
-    assert not terraform_kept(repo, tmp_path, tmp_path / "c2")
-
     (repo / "infra" / "uses.tf").write_text('module "m" {\n  source = "./m"\n}\n')
     (repo / "infra" / "m").mkdir()
     (repo / "infra" / "m" / "main.tf").write_text(BUCKET)
-    (repo / ".gitignore").write_text("build/\ninfra/m/secret.tf\n")
+    assert terraform_kept(repo, tmp_path, tmp_path / "c2")
+    (repo / ".gitignore").write_text("build/\ninfra/m/secret.tf\n")  # the module folder holds what is left out
     (repo / "infra" / "m" / "secret.tf").write_text(BUCKET)
     assert not terraform_kept(repo, tmp_path, tmp_path / "c3")
 
-    (repo / ".gitignore").write_text("build/\n")
-    assert terraform_kept(repo, tmp_path, tmp_path / "c4")
-    (repo / ".terraform" / "modules").mkdir(parents=True)  # Terraform's downloads: read, never discovered
-    (repo / ".terraform" / "modules" / "modules.json").write_text('{"Modules": []}')
-    assert not terraform_kept(repo, tmp_path, tmp_path / "c5")
+
+def test_an_entry_with_a_record_of_the_wrong_shape_is_rebuilt_not_a_crash(repo: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    honest = results(scan(repo, cache, tmp_path / "a.sarif"))
+    for entry in entries(cache):
+        head, _, payload = zlib.decompress(entry.read_bytes()).partition(b"\n")
+        value = json.loads(payload)
+        for record in value["records"]:
+            record["check_name"] = {"x": 1}
+        payload = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+        meta = {**json.loads(head), "sha256": hashlib.sha256(payload).hexdigest()}
+        entry.write_bytes(zlib.compress(json.dumps(meta).encode() + b"\n" + payload))
+    assert results(scan(repo, cache, tmp_path / "b.sarif")) == honest
 
 
 def test_a_terraform_result_is_not_run_again_for_a_dockerfile_but_is_for_a_variables_file(repo: Path,

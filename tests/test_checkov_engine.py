@@ -395,6 +395,22 @@ def test_a_whole_terraform_expression_is_kept_per_text_and_arguments_and_dropped
         module.evaluate = original
 
 
+def test_an_error_of_the_stack_or_of_memory_is_never_kept_one_of_the_text_is():
+    """asteval reports a RecursionError (how deep the caller's stack was) as it reports a NameError."""
+    calls = []
+
+    def failing(text):
+        calls.append(text)
+        raise ValueError(f"Safe evaluation error: [({text!r}, 'x')]")
+
+    memo = checkov_engine._Memo(failing, checkov_engine._Table({}))
+    for name in ("RecursionError", "MemoryError", "NameError", "SyntaxError"):
+        for _ in range(2):
+            with pytest.raises(ValueError, match=name):
+                memo(name)
+    assert calls == ["RecursionError", "RecursionError", "MemoryError", "MemoryError", "NameError", "SyntaxError"]
+
+
 def test_expressions_with_a_clock_or_an_effect_are_evaluated_every_time(evaluation):
     calls = []
     memo = checkov_engine._Memo(lambda text: calls.append(text) or evaluation.evaluate(text),

@@ -281,6 +281,7 @@ class _Result:
     framework: str
     key: str = ""  # the key of the job that made it (a re-run of part of a job shares it)
     settled: bool = False  # its worker ran the job to the end: the same inputs give the same result, problems too
+    modules: list[str] = dataclasses.field(default_factory=list)  # Terraform: folders it looked for modules in
     records: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     parse_errors: list[str] = dataclasses.field(default_factory=list)
     problems: list[Problem] = dataclasses.field(default_factory=list)
@@ -295,13 +296,16 @@ class _Result:
         """Back from `as_data`, or None when it is not a result of `job` in the shape `as_data` writes
         (an entry whole and under its key may still have been planted)."""
         try:
-            result = cls(data["framework"], data["key"], data["settled"], list(data["records"]),
-                         list(data["parse_errors"]), [Problem(**p) for p in data["problems"]], list(data["notes"]))
-            fields = ("check_id", "check_name", "path", "start", "end", "resource", "guideline", "skip")
-            shaped = all(isinstance(r, dict) and set(r) == set(fields) and r["check_id"] in job.checks
-                         and isinstance(r["path"], str) and isinstance(r["start"], int) and isinstance(r["end"], int)
+            result = cls(data["framework"], data["key"], data["settled"], list(data["modules"]),
+                         list(data["records"]), list(data["parse_errors"]), [Problem(**p) for p in data["problems"]],
+                         list(data["notes"]))
+            texts_of = ("check_id", "check_name", "path", "resource", "guideline")
+            shaped = all(isinstance(r, dict) and set(r) == {*texts_of, "start", "end", "skip"}
+                         and all(isinstance(r[name], str) for name in texts_of) and r["check_id"] in job.checks
+                         and type(r["start"]) is int and type(r["end"]) is int
+                         and isinstance(r["skip"], (str, type(None)))
                          for r in result.records)
-            texts = all(isinstance(t, str) for t in (*result.parse_errors, *result.notes)) and all(
+            texts = all(isinstance(t, str) for t in (*result.parse_errors, *result.notes, *result.modules)) and all(
                 isinstance(p.message, str) and isinstance(p.path, str) and isinstance(p.line, int)
                 and isinstance(p.source, str) for p in result.problems)
         except (KeyError, TypeError, ValueError):
@@ -347,7 +351,7 @@ def _run_cached(jobs: Sequence[_Job], discovery: Discovery, ruleset: Ruleset, ca
     fresh = _run_jobs([job for job in keyed if not job.key or job.key not in done], settings.current(), watch)
     by_key = collections.Counter(result.key for result in fresh)
     inputs = {job.key: _inputs(job, discovery) for job in keyed if job.key}
-    storable = [r for r in fresh if r.key and by_key[r.key] == 1 and r.settled]
+    storable = [r for r in fresh if r.key and by_key[r.key] == 1 and r.settled and not _reads_unseen(r, discovery)]
     before = {r.key: digests.of(inputs[r.key]) for r in storable}
     digests.of({path for r in storable for path in inputs[r.key]}, again=True)  # each file read again once
     for result in storable:
@@ -361,13 +365,14 @@ def _key(job: _Job, discovery: Discovery, ruleset: Ruleset, digests: Digests) ->
 
     A runner walking the root reads only files discovery kept (refused and ignored paths are excluded
     from its walk), whatever kind discovery gave them, so their bytes are its inputs. Not cached:
-    Helm and Kustomize (they may fetch charts and bases over the network); Terraform when it may load
-    a file discovery did not keep (`_reaches_unseen`); and a runner that is not file by file given
-    explicit files (it may load modules or bases from disk).
+    Helm and Kustomize (they may fetch charts and bases over the network); and a runner that is not
+    file by file given explicit files (it may load modules or bases from disk). A Terraform result
+    whose runner looked for a module where the scan left something out is not stored either
+    (`_reads_unseen`).
     """
     if job.framework in ("helm", "kustomize"):
         return ""
-    if job.framework not in _PER_FILE and (job.files is not None or _reaches_unseen(discovery)):
+    if job.framework not in _PER_FILE and job.files is not None:
         return ""
     tools = {name: _tool(name) for name in _TOOLS.get(job.framework, ())}
     return key("checkov-job", sys.version, checkov_version(), importlib.metadata.version("checker"), ruleset.digest,
@@ -375,29 +380,23 @@ def _key(job: _Job, discovery: Discovery, ruleset: Ruleset, digests: Digests) ->
                digests.of(_inputs(job, discovery)))
 
 
-def _reaches_unseen(discovery: Discovery) -> bool:
-    """Whether the Terraform runner may read a file discovery left out (ignored or refused), which no key covers.
+def _reads_unseen(result: _Result, discovery: Discovery) -> bool:
+    """Whether a Terraform runner looked for a module where the scan left something out (ignored or
+    refused): then its result depends on bytes no key covers, and is not stored.
 
-    Its walk skips them, but it loads a local module's folder wherever a `source` points, and reads
-    modules Terraform or Checkov downloaded (`.terraform/`, `.external_modules/`, or wherever
-    EXTERNAL_MODULES_DIR says). So: any such folder left out, or a module folder that is, holds, or
-    lies in a path left out (or is the root, or leaves it). A left-out folder nothing points at (a
-    restored `.checker-cache`, `node_modules`) is never read, and costs the cache nothing.
+    Its walk skips what was left out, but it loads a module's folder wherever a `source` points
+    (`_confine_modules` records each folder it looked for, found or not). A folder that is, holds
+    or lies in a left-out path, or is the root itself, is such a read; compared in lower case, as
+    a file system may not tell `./GEN` from an ignored `gen`. A left-out folder no module reaches (a
+    restored `.checker-cache`, an ignored `build/`) costs the cache nothing.
     """
-    unseen = (*discovery.ignored, *discovery.refused)
+    unseen = [path.lower() for path in (*discovery.ignored, *discovery.refused)]
     if not unseen:
         return False
-    external = posixpath.basename(os.environ.get("EXTERNAL_MODULES_DIR", "").rstrip("/")) or ".external_modules"
-    downloaded = {".terraform", ".external_modules", external}
-    if any(part in downloaded for path in unseen for part in path.split("/")):
-        return True
-    for source in discovery.of_kind(Kind.TERRAFORM):
-        for match in _LOCAL_SOURCE.finditer(source.text):
-            folder = posixpath.normpath(posixpath.join(posixpath.dirname(source.path), match.group(1)))
-            if folder == "." or folder.startswith("../") or folder == ".." or any(
-                    path == folder or path.startswith(f"{folder}/") or folder.startswith(f"{path}/")
-                    for path in unseen):
-                return True
+    for folder in (f.lower() for f in result.modules):
+        if folder == "." or any(path == folder or path.startswith(f"{folder}/") or folder.startswith(f"{path}/")
+                                for path in unseen):
+            return True
     return False
 
 
@@ -523,8 +522,7 @@ def _run_job(job: _Job) -> _Result:
     os.environ.setdefault("BC_SKIP_MAPPING", "TRUE")
     os.environ.setdefault("CHECKOV_RUN_SCA_PACKAGE_SCAN_V2", "false")
     _in_this_process()
-    if job.framework == "terraform":
-        _confine_modules(job.root)
+    modules = _confine_modules(job.root) if job.framework == "terraform" else []
     if job.framework in _EVALUATES:
         _Memo.install()
     if job.framework == "secrets":
@@ -569,6 +567,7 @@ def _run_job(job: _Job) -> _Result:
         result.problems.extend(crashes.problems(job.root))
     finally:
         root_logger.handlers, root_logger.level = saved
+        result.modules = sorted(set(modules))
     return result
 
 
@@ -585,21 +584,31 @@ def _in_this_process() -> None:
     parallel_runner.type = ParallelizationType.NONE
 
 
-def _confine_modules(root: str) -> None:
-    """Make Checkov's Terraform parser (in this worker only) skip modules whose folder leaves `root`.
+def _confine_modules(root: str) -> list[str]:
+    """Make Checkov's Terraform parser (in this worker only) skip modules whose folder leaves `root`,
+    and record every folder it looks for a module in: the list returned, filled as it parses.
 
     It loads a local module wherever its `source` points, even outside the scan root, and
-    reports what it finds there; `_modules_outside` names each such module instead.
+    reports what it finds there; `_modules_outside` names each such module instead. A folder is
+    recorded (relative to `root`) whether or not it held a module, as one that appears later may
+    be in a path the scan leaves out (see `_reads_unseen`); one outside `root` is never loaded.
     """
     from checkov.terraform.tf_parser import TFParser
 
     locate = TFParser.get_content_path
+    sought: list[str] = []
 
     def confined(registry: Any, root_dir: str, source: str, version: str) -> str | None:
         path = locate(registry, root_dir, source, version)
+        folder = path if path is not None else os.path.join(root_dir, source) if source.startswith((".", "/")) else None
+        if folder is not None:
+            relative = posixpath.normpath(Path(os.path.relpath(os.path.normpath(folder), root)).as_posix())
+            if relative != ".." and not relative.startswith("../"):
+                sought.append(relative)
         return path if path is None or within(root, os.path.realpath(path)) else None
 
     TFParser.get_content_path = staticmethod(confined)  # type: ignore[method-assign,assignment]
+    return sought
 
 
 # Frameworks whose runners render Terraform expressions (checkov.terraform.graph_builder).
@@ -685,7 +694,7 @@ class _Memo:
         try:
             value = self.function(text, *args, **kwargs)
         except ValueError as error:
-            self.after(at, (False, error.args) if type(error) is ValueError else None)
+            self.after(at, (False, error.args) if _of_the_text(error) else None)
             raise
         except BaseException:
             self.after(None, None)
@@ -738,6 +747,22 @@ class _ParseOnce:
         if self.outcome[0]:
             return copy.deepcopy(self.outcome[1])
         raise self.outcome[1]
+
+
+# What Checkov's evaluator reports (asteval's error names) that a text gives again, whatever the stack
+# or memory: asteval reports a RecursionError or MemoryError the same way, and those depend on both.
+_TEXT_ERRORS = frozenset({"NameError", "SyntaxError", "TypeError", "KeyError", "IndexError", "AttributeError",
+                          "ValueError", "ZeroDivisionError", "NotImplementedError"})
+_ERROR_NAMES = re.compile(r"\('(\w+)',")
+
+
+def _of_the_text(error: ValueError) -> bool:
+    """Whether an evaluation's error fails the same text again: Checkov's `Safe evaluation error: [(NAME,
+    message), ...]` naming only errors of the text itself (a plain ValueError, nothing else)."""
+    text = str(error)
+    names = _ERROR_NAMES.findall(text)
+    return (type(error) is ValueError and text.startswith("Safe evaluation error: ") and bool(names)
+            and set(names) <= _TEXT_ERRORS)
 
 
 def _plain(value: Any) -> bool:
