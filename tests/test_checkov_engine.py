@@ -440,6 +440,24 @@ def test_the_secrets_runner_parses_a_text_once_and_each_caller_gets_its_own_copy
     assert len(calls) == 5  # another text, and streams, are parsed each time
 
 
+def test_the_jsonpath_grammar_is_built_once_and_parses_every_path_as_a_fresh_parser_does(monkeypatch):
+    import ply.yacc
+    from bc_jsonpath_ng.ext import parse
+    from bc_jsonpath_ng.parser import JsonPathParser
+
+    paths = ["$.resource[0].aws_s3_bucket", "$.a.b[*].c", "$..tags", "$.x[?(@.y == 'z')]", "$.locals[1].name"]
+    document = {"resource": [{"aws_s3_bucket": 1}], "a": {"b": [{"c": 2}, {"c": 3}]}, "tags": {"t": 1},
+                "x": [{"y": "z"}, {"y": "q"}], "locals": [{}, {"name": "n"}]}
+    fresh = [(str(parse(path)), [m.value for m in parse(path).find(document)]) for path in paths]
+    built = []
+    generate = ply.yacc.yacc
+    monkeypatch.setattr(ply.yacc, "yacc", checkov_engine._OneGrammar(
+        lambda *a, **k: built.append(k.get("start")) or generate(*a, **k), JsonPathParser))
+    for _ in range(2):
+        assert [(str(parse(path)), [m.value for m in parse(path).find(document)]) for path in paths] == fresh
+    assert built == ["jsonpath"]  # one grammar, built once for 20 parses
+
+
 PARITY_FOLDERS = ["terragoat", "cfngoat", "kustomizegoat", "gitlab-runner",
                   pytest.param("terraform-aws-vpc", marks=pytest.mark.slow),
                   pytest.param("terraform-aws-eks", marks=pytest.mark.slow)]

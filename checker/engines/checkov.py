@@ -527,6 +527,7 @@ def _run_job(job: _Job) -> _Result:
         _Memo.install()
     if job.framework == "secrets":
         _ParseOnce.install()
+    _OneGrammar.install()
     crashes = _CrashLog()
     module_name, class_name = RUNNERS[job.framework].split(":")
     runner_class = getattr(importlib.import_module(module_name), class_name)
@@ -710,6 +711,39 @@ class _Memo:
             self.generation = self.table.generation
         elif at is not None and outcome is not None:
             self.kept[at] = outcome
+
+
+class _OneGrammar:
+    """PLY's parser generator (in this worker only) run once per JSONPath grammar, not once per path.
+
+    Profiled: bc_jsonpath_ng builds the LR tables of its grammar anew for every attribute path
+    Checkov parses ("we regenerate the parse table every time; it doesn't actually take that
+    long!"), 9 % of terraform-aws-eks's Terraform runner. The tables depend on the grammar (the
+    parser class's rules, which keep nothing in the instance) and the arguments, so one parser per
+    class and arguments serves every parse. Any other caller of PLY is passed through.
+    """
+
+    def __init__(self, yacc: Callable[..., Any], grammar: type) -> None:
+        self.yacc, self.grammar = yacc, grammar
+        self.built: dict[Any, Any] = {}
+
+    @classmethod
+    def install(cls) -> None:
+        generator: Any = importlib.import_module("ply.yacc")  # no type stubs
+        from bc_jsonpath_ng.parser import JsonPathParser
+
+        if not isinstance(generator.yacc, cls):
+            generator.yacc = cls(generator.yacc, JsonPathParser)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        module = kwargs.get("module")
+        if args or not isinstance(module, self.grammar):
+            return self.yacc(*args, **kwargs)
+        at = (type(module), *sorted((name, id(value) if name == "errorlog" else value)
+                                    for name, value in kwargs.items() if name != "module"))
+        if at not in self.built:
+            self.built[at] = self.yacc(**kwargs)
+        return self.built[at]
 
 
 class _ParseOnce:
