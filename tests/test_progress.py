@@ -11,8 +11,6 @@ import os
 import pty
 import re
 import select
-import shutil
-import signal
 import struct
 import subprocess
 import sys
@@ -334,13 +332,4 @@ def test_a_scan_in_the_warm_server_draws_on_the_client_terminal(tmp_path):
         assert "our checks 0 of 1 rules done (running: ORG-SLOW-001)" in progress
         assert len(json.loads(report)["findings"]) == FILES
     finally:
-        stopped = runtime.checker("warm", "stop")
-        deadline = time.monotonic() + 30
-        while runtime.servers() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        leaked = runtime.servers()
-        for pid in leaked:  # only processes of this test's own folder
-            os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(runtime.root, ignore_errors=True)
-    assert stopped.returncode == 0, stopped.stderr
-    assert not leaked, f"warm server processes left running: {leaked}"
+        runtime.stop()

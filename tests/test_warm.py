@@ -85,6 +85,20 @@ class Runtime:
     def scans_logged(self) -> list[str]:
         return [line for line in self.log_text().splitlines() if ": scan [" in line]
 
+    def stop(self, *args: str) -> None:
+        """Stop this folder's servers (`checker warm stop ARGS`), kill what is left, remove the folder; then
+        fail if the stop failed or anything was left running."""
+        stopped = self.checker("warm", "stop", *args)
+        deadline = time.monotonic() + 30
+        while self.servers() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        leaked = self.servers()
+        for pid in leaked:  # only processes of this folder's own servers
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(self.root, ignore_errors=True)
+        assert stopped.returncode == 0, stopped.stderr
+        assert not leaked, f"warm server processes left running: {leaked}"
+
 
 @pytest.fixture
 def runtime(tmp_path: Path) -> Iterator[Runtime]:
@@ -97,16 +111,7 @@ def runtime(tmp_path: Path) -> Iterator[Runtime]:
     try:
         yield run
     finally:
-        stopped = run.checker("warm", "stop", "--all")
-        deadline = time.monotonic() + 30
-        while run.servers() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        leaked = run.servers()
-        for pid in leaked:  # only processes of this test's own folder
-            os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(root, ignore_errors=True)
-        assert stopped.returncode == 0, stopped.stderr
-        assert not leaked, f"warm server processes left running: {leaked}"
+        run.stop("--all")
 
 
 @pytest.fixture(scope="module")
