@@ -104,6 +104,7 @@ class Rule:
     inactive_reason: str = ""
     help: str = ""  # the full help text (a Python check's docstring); description is its first paragraph
     rationale: str = ""
+    covers: tuple[str, ...] = ()  # other engines' rules whose class of issue this one finds too (Policy.covers)
 
     def fix_hint(self) -> tuple[str, str]:
         """(first paragraph of the remediation on one line, the one-line example it introduces or '').
@@ -195,6 +196,7 @@ class Problem:
     path: str = ""
     line: int = 0
     source: str = ""
+    rule: str = ""  # the rule whose check raised, when that is what could not be checked (reporters say what covers it)
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else self.path

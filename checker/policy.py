@@ -10,6 +10,11 @@
 
 A check receives one parsed `Document` and a `Context` and yields `Violation`s; the engine
 turns them into Findings. It must not print, write files or keep state between calls.
+
+`covers` names the Checkov checks that look for the same class of issue, which this check finds
+too (read both before claiming it: ORG-GHA-003 finds every injection CKV_GHA_2 does, and more).
+When one of them crashes on a file, the scan's message names this rule as the ground still
+covered, so a developer can accept the gap knowingly (README: "How it runs Checkov").
 """
 from __future__ import annotations
 
@@ -65,6 +70,7 @@ class Policy:
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     requires: tuple[str, ...] = ()
     help_uri: str = ""
+    covers: tuple[str, ...] = ()  # ids of Checkov checks whose class of issue this check finds too
 
     @property
     def description(self) -> str:
@@ -100,6 +106,7 @@ def policy(
     params: Mapping[str, Any] | None = None,
     requires: Sequence[str] = (),
     help_uri: str = "",
+    covers: Sequence[str] = (),
 ) -> Callable[[CheckFunction], Policy]:
     """Declare a check function as a Policy (no registration side effects)."""
 
@@ -108,7 +115,7 @@ def policy(
             id=id, title=title, kinds=tuple(Kind(k) for k in kinds), severity=Severity(severity),
             remediation=inspect.cleandoc(remediation), check=func, rationale=rationale,
             controls=tuple(controls), tags=tuple(tags), params=dict(params or {}), requires=tuple(requires),
-            help_uri=help_uri or f"{README_URL}#{id.lower()}",
+            help_uri=help_uri or f"{README_URL}#{id.lower()}", covers=tuple(covers),
         )
 
     return wrap

@@ -77,6 +77,7 @@ def base_image_approved(doc: Document, ctx: Context) -> Iterator[Violation]:
     """,
     controls=["PCI-DSS-4.0:6.3.2"],
     tags=["supply-chain"],
+    covers=["CKV_DOCKER_7"],  # a base image without a tag, or :latest, has no digest either
 )
 def base_image_digest(doc: Document, ctx: Context) -> Iterator[Violation]:
     """Every `FROM` that pulls an image names it by `@sha256:` digest.

@@ -328,6 +328,7 @@ def no_untrusted_checkout(doc: Document, ctx: Context) -> Iterator[Violation]:
     """,
     controls=["PCI-DSS-4.0:6.2.4"],
     tags=["ci-security", "injection"],
+    covers=["CKV_GHA_2"],  # the same untrusted contexts in run:, and more of them, and github-script too
 )
 def no_script_injection(doc: Document, ctx: Context) -> Iterator[Violation]:
     """No `run:` script (and no `actions/github-script` `script:`) expands an expression an outsider
@@ -412,6 +413,7 @@ def explicit_permissions(doc: Document, ctx: Context) -> Iterator[Violation]:
     """,
     controls=["PCI-DSS-4.0:7.2.1", "PCI-DSS-4.0:7.2.5"],
     tags=["ci-security", "least-privilege"],
+    covers=["CKV2_GHA_1"],  # top-level write-all, and each job's too
 )
 def no_write_all(doc: Document, ctx: Context) -> Iterator[Violation]:
     """Neither the workflow's nor any job's `permissions:` is `write-all`."""

@@ -307,7 +307,7 @@ class _Result:
                          for r in result.records)
             texts = all(isinstance(t, str) for t in (*result.parse_errors, *result.notes, *result.modules)) and all(
                 isinstance(p.message, str) and isinstance(p.path, str) and isinstance(p.line, int)
-                and isinstance(p.source, str) for p in result.problems)
+                and isinstance(p.source, str) and isinstance(p.rule, str) for p in result.problems)
         except (KeyError, TypeError, ValueError):
             return None
         if result.framework != job.framework or result.key != job.key or result.settled is not True or not (
@@ -895,7 +895,7 @@ class _CrashLog(logging.Handler):
             check, _, target = message[len("Failed to run check "):].partition(" on ")
             path, _, entity = target.partition(":")  # entity types may hold colons (AWS::S3::Bucket)
             out.append(Problem(f"Checkov check {check} crashed on {entity}, so that resource was not checked by it",
-                               _relative(root, path), 0, "checkov"))
+                               _relative(root, path), 0, "checkov", rule=check))
         return out
 
 

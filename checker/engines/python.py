@@ -153,7 +153,7 @@ def _rule(p: Policy, organisation: Mapping[str, Any]) -> Rule:
         id=p.id, title=p.title, severity=p.severity, engine=PythonEngine.name, description=p.description,
         remediation=p.remediation, help_uri=p.help_uri, tags=("security", *p.tags), controls=p.controls,
         kinds=tuple(k.value for k in p.kinds), inactive_reason=p.inactive_reason(organisation),
-        help=p.help, rationale=p.rationale,
+        help=p.help, rationale=p.rationale, covers=p.covers,
     )
 
 

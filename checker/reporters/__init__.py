@@ -4,14 +4,15 @@
 for. The CLI makes `--format NAME` and `--NAME-output FILE` from it, and
 tests/test_formats.py fails when a format lacks its reporter, its option or its README line.
 Adding a format: a module here with `render(result) -> str`, a member below, a README row.
+What several formats say alike (`gap_hint`) is here too.
 """
 from __future__ import annotations
 
 import enum
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-from checker.model import ScanResult
+from checker.model import Problem, Rule, ScanResult
 
 Renderer = Callable[[ScanResult], str]
 
@@ -46,3 +47,23 @@ class Format(str, enum.Enum):
         """The render function (its module imported on demand: SARIF's pulls in sarif-om)."""
         render: Renderer = getattr(importlib.import_module(self.module), self.function)
         return render
+
+
+def gap_hint(problem: Problem, rules: Mapping[str, Rule]) -> tuple[str, str]:
+    """(what else covers the ground of a check that raised, and how to accept the gap; the ruleset YAML that
+    does), or ("", "") when the problem is not a check that raised.
+
+    A developer whose valid file crashes a Checkov check is otherwise stuck at exit 3. The rules the scan
+    ran (selected, active) that find the same class of issue (`Rule.covers`) are named; the way out is to leave
+    the check out in the ruleset, a reviewed decision, where a base layer's `locks.rules` allows it. Not a
+    waiver: a waiver suppresses findings, and a check that raised has none.
+    """
+    if not problem.rule:
+        return "", ""
+    covering = sorted(r.id for r in rules.values() if problem.rule in r.covers and not r.inactive_reason)
+    verb = "covers" if len(covering) == 1 else "cover"
+    ground = f"Our {' and '.join(covering)} {verb} the same ground." if covering else (
+        "None of our own rules in this ruleset covers the same ground.")
+    accept = ("To accept the gap deliberately, exclude the check in the ruleset (if a base layer locks it, "
+              "only that layer can):")
+    return f"{ground} {accept}", f"checks: {{exclude: [{problem.rule}]}}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import sarif_om as om
 from checker import output
 from checker.engines.registry import ENGINES
 from checker.model import FINGERPRINT_KEY, Finding, Problem, Rule, ScanResult
+from checker.reporters import gap_hint
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/paved-road/checker"
@@ -71,7 +72,7 @@ def build(result: ScanResult, alerts_only: bool = False) -> om.SarifLog:
             execution_successful=not result.problems,
             start_time_utc=result.started, end_time_utc=result.finished,
             exit_code=decision.exit_code,
-            tool_execution_notifications=[_notification(p, prefix) for p in result.problems] or None,
+            tool_execution_notifications=[_notification(p, prefix, result.rules) for p in result.problems] or None,
         )],
         automation_details=om.RunAutomationDetails(id=f"checker/{result.ruleset.name}/{_root_name(result)}/"),
         original_uri_base_ids={SRCROOT: om.ArtifactLocation(uri=_file_uri(result))},
@@ -202,14 +203,19 @@ def _result(f: Finding, index: dict[str, int], prefix: str, taxa: list[Any]) -> 
     return out
 
 
-def _notification(problem: Problem, prefix: str) -> om.Notification:
+def _notification(problem: Problem, prefix: str, rules: Mapping[str, Rule]) -> om.Notification:
+    """A problem as an error notification; a check that raised is its `associatedRule`, and the message says
+    what covers its ground and how to accept the gap (`gap_hint`)."""
     locations = None
     if problem.path:
         region = om.Region(start_line=problem.line) if problem.line else None
         locations = [om.Location(physical_location=om.PhysicalLocation(
             artifact_location=om.ArtifactLocation(uri=artifact_uri(prefix + problem.path), uri_base_id=SRCROOT),
             region=region))]
-    return om.Notification(level="error", message=om.Message(text=_sentence(str(problem))), locations=locations)
+    hint, example = gap_hint(problem, rules)
+    text = f"{_sentence(str(problem))} {hint} `{example}`" if hint else str(problem)
+    return om.Notification(level="error", message=om.Message(text=_sentence(text)), locations=locations,
+                           associated_rule=om.ReportingDescriptorReference(id=problem.rule) if problem.rule else None)
 
 
 def _provenance(result: ScanResult) -> list[om.VersionControlDetails] | None:

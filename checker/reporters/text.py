@@ -1,5 +1,8 @@
 """Human-readable report: findings grouped by file, a fix hint each, counts and the verdict.
 
+Under a check that raised (Checkov's on a valid file, say), the hint says which of our rules cover its
+ground and how to leave it out (`gap_hint`).
+
 Colour comes from click.style; click.echo strips it when the output is not a terminal.
 Every text from the scanned repository or the ruleset (paths, messages, resource names, problems,
 notes, justifications, fix hints, the ruleset's name) goes through `printable` first, so none of
@@ -11,8 +14,9 @@ import itertools
 
 import click
 
-from checker.model import Finding, ScanResult, Severity
+from checker.model import Finding, Problem, ScanResult, Severity
 from checker.output import printable
+from checker.reporters import gap_hint
 
 COLOURS = {Severity.CRITICAL: "magenta", Severity.HIGH: "red", Severity.MEDIUM: "yellow",
            Severity.LOW: "cyan", Severity.INFO: "white"}
@@ -27,7 +31,7 @@ def render(result: ScanResult) -> str:
         lines.append("")
     if result.problems:
         lines.append(click.style("Could not check:", fg="red", bold=True))
-        lines.extend(f"  {printable(str(p))}" for p in result.problems)
+        lines.extend(_problem(p, result) for p in result.problems)
         lines.append("")
     for note in result.notes:
         lines.append(f"note: {printable(note)}")
@@ -48,6 +52,14 @@ def _finding(f: Finding, result: ScanResult) -> str:
     hint, example = map(printable, rule.fix_hint()) if rule else ("", "")
     if hint:
         text += "\n" + click.style(f"{'':16}fix: {hint}" + (f"\n{'':21}{example}" if example else ""), dim=True)
+    return text
+
+
+def _problem(p: Problem, result: ScanResult) -> str:
+    text = f"  {printable(str(p))}"
+    hint, example = map(printable, gap_hint(p, result.rules))
+    if hint:
+        text += "\n" + click.style(f"{'':4}fix: {hint}\n{'':9}{example}", dim=True)
     return text
 
 
