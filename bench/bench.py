@@ -444,10 +444,23 @@ def _folders(args: argparse.Namespace, corpus: Path, empty: bool) -> list[str]:
     return folders + ([EMPTY] if empty and not args.no_empty else [])
 
 
-def corpus_mode(args: argparse.Namespace, snapshot: Path | None, meta: dict[str, Any]) -> dict[str, Any]:
+def corpus_of(args: argparse.Namespace, mode: str) -> Path | None:
+    """The corpus folder, or None (said on stdout) when it is absent: every mode then skips."""
     corpus = Path(args.corpus)
-    if not corpus.is_dir():
-        print(f"bench: corpus folder {corpus} is absent: nothing to benchmark (corpus mode skipped)")
+    if corpus.is_dir():
+        return corpus
+    print(f"bench: corpus folder {corpus} is absent: nothing to benchmark ({mode} mode skipped)")
+    return None
+
+
+def results_file(mode: str, meta: dict[str, Any]) -> Path:
+    """Where a run of `mode` is saved: bench/results/MODE-<start time, digits only>.json."""
+    return RESULTS / f"{mode}-{meta['started'].replace(':', '').replace('-', '')}.json"
+
+
+def corpus_mode(args: argparse.Namespace, snapshot: Path | None, meta: dict[str, Any]) -> dict[str, Any]:
+    corpus = corpus_of(args, "corpus")
+    if corpus is None:
         return {}
     folders = _folders(args, corpus, empty=True)
     cache = Cache(snapshot)
@@ -456,8 +469,7 @@ def corpus_mode(args: argparse.Namespace, snapshot: Path | None, meta: dict[str,
     out_dir = Path(tempfile.mkdtemp(prefix="bench-out-"))
     data: dict[str, Any] = {**meta, "mode": "corpus", "corpus": str(corpus), "rounds": args.rounds,
                             "folders": {f: {} for f in folders}}
-    stamp = meta["started"].replace(":", "").replace("-", "")
-    save_to = RESULTS / f"corpus-{stamp}.json"
+    save_to = results_file("corpus", meta)
     for rnd in range(1, args.rounds + 1):
         for folder in folders:
             target = str(empty_dir if folder == EMPTY else corpus / folder)
@@ -582,14 +594,12 @@ def _save(path: Path, data: dict[str, Any]) -> None:
 
 
 def precommit_mode(args: argparse.Namespace, snapshot: Path | None, meta: dict[str, Any]) -> dict[str, Any]:
-    corpus = Path(args.corpus)
-    if not corpus.is_dir():
-        print(f"bench: corpus folder {corpus} is absent: no sample files (pre-commit mode skipped)")
+    corpus = corpus_of(args, "pre-commit")
+    if corpus is None:
         return {}
     rounds = args.precommit_rounds
     data: dict[str, Any] = {**meta, "mode": "precommit", "rounds": rounds, "files": {}}
-    stamp = meta["started"].replace(":", "").replace("-", "")
-    save_to = RESULTS / f"precommit-{stamp}.json"
+    save_to = results_file("precommit", meta)
     cache = Cache(snapshot)
     data["cache_note"] = cache.note() + ("; every run of ours gets a new, empty --cache-dir (a changed file misses)"
                                          if cache.dir_flag else "")
@@ -684,16 +694,15 @@ def print_precommit(data: dict[str, Any]) -> None:
 def rescan_mode(args: argparse.Namespace, snapshot: Path | None, meta: dict[str, Any]) -> dict[str, Any]:
     """Per folder (a hard-linked copy under /tmp): ours three times with one --cache-dir (cold, again with
     nothing changed, again with one file changed), Checkov once, and Checkov on the changed file's framework."""
-    corpus = Path(args.corpus)
-    if not corpus.is_dir():
-        print(f"bench: corpus folder {corpus} is absent: nothing to benchmark (re-scan mode skipped)")
+    corpus = corpus_of(args, "re-scan")
+    if corpus is None:
         return {}
     cache = Cache(snapshot)
     note = cache.note() if cache.dir_flag else ("this checker has no --cache-dir (`checker scan --help`): ours runs "
                                                 "WITHOUT a result cache, so the re-scan measures no cache at all")
     print(f"cache: {note}", flush=True)
     data: dict[str, Any] = {**meta, "mode": "rescan", "rounds": args.rounds, "cache_note": note, "folders": {}}
-    save_to = RESULTS / f"rescan-{meta['started'].replace(':', '').replace('-', '')}.json"
+    save_to = results_file("rescan", meta)
     for rnd in range(1, args.rounds + 1):
         for folder in _folders(args, corpus, empty=False):
             work = Path(tempfile.mkdtemp(prefix="bench-rescan-"))
@@ -814,9 +823,8 @@ def print_rescan(data: dict[str, Any]) -> None:
 
 def scale_mode(args: argparse.Namespace, snapshot: Path | None, meta: dict[str, Any]) -> dict[str, Any]:
     """One folder holding one copy of each selected corpus folder, one holding N; both tools on both."""
-    corpus = Path(args.corpus)
-    if not corpus.is_dir():
-        print(f"bench: corpus folder {corpus} is absent: nothing to benchmark (scale mode skipped)")
+    corpus = corpus_of(args, "scale")
+    if corpus is None:
         return {}
     n = args.scale
     folders = _folders(args, corpus, empty=False)
@@ -825,7 +833,7 @@ def scale_mode(args: argparse.Namespace, snapshot: Path | None, meta: dict[str, 
                             "cache_note": cache.note() + ("; ours runs with --no-cache (copies would hit)"
                                                           if cache.off_flag else ""),
                             "runs": {}}
-    save_to = RESULTS / f"scale-{meta['started'].replace(':', '').replace('-', '')}.json"
+    save_to = results_file("scale", meta)
     base = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     try:
         targets = {1: base / "x1", n: base / f"x{n}"}
