@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -268,22 +269,27 @@ def test_a_cache_never_changes_a_result(repo: Path, tmp_path: Path) -> None:
     assert {rule for rule, _ in results(plain)} >= {"CKV_DOCKER_2", "CKV_K8S_16"}
 
 
+def rewrite(cache: Path, change: Callable[[dict[str, Any]], object], framework: str | None = None,
+            secret: str | None = None) -> int:
+    """Rewrite the entries (of `framework`, or every one) whole and under their keys, each value changed in
+    place by `change`, signed with `secret` (None: unsigned): what anyone able to write the folder can do.
+    How many were rewritten."""
+    rewritten = 0
+    for entry in entries(cache):
+        meta, _, payload = zlib.decompress(entry.read_bytes()).partition(b"\n")
+        value = json.loads(payload)
+        if framework in (None, value["framework"]):
+            change(value)
+            Cache(cache, secret=secret).put(json.loads(meta)["key"], value)
+            rewritten += 1
+    return rewritten
+
+
 def test_a_warm_scan_takes_its_results_from_the_cache(repo: Path, tmp_path: Path) -> None:
     """Proof the entries are used: one rewritten (validly) with an extra record shows up in the next scan."""
     cache = tmp_path / "cache"
     first = scan(repo, cache, tmp_path / "a.sarif")
-    planted = 0
-    for entry in entries(cache):
-        header, _, payload = zlib.decompress(entry.read_bytes()).partition(b"\n")
-        value = json.loads(payload)
-        if value["framework"] != "dockerfile":
-            continue
-        value["records"].append({**value["records"][0], "check_id": "CKV_DOCKER_3", "check_name": "planted"})
-        payload = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
-        meta = {**json.loads(header), "sha256": hashlib.sha256(payload).hexdigest()}
-        entry.write_bytes(zlib.compress(json.dumps(meta).encode() + b"\n" + payload))
-        planted += 1
-    assert planted == 1
+    assert plant(cache, None) == 1
     second = scan(repo, cache, tmp_path / "b.sarif")
     assert ("CKV_DOCKER_3", "Dockerfile") in results(second)
     assert ("CKV_DOCKER_3", "Dockerfile") not in results(first)
@@ -332,12 +338,7 @@ def test_a_cache_folder_the_repository_committed_is_never_used(repo: Path, tmp_p
     CI template caching inside the checkout) must not pass its own gate with them."""
     cache = repo / ".checker-cache"
     honest = scan(repo, cache, tmp_path / "a.sarif")
-    for entry in entries(cache):  # forge: every framework found nothing
-        header, _, payload = zlib.decompress(entry.read_bytes()).partition(b"\n")
-        value = {**json.loads(payload), "records": []}
-        payload = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
-        meta = {**json.loads(header), "sha256": hashlib.sha256(payload).hexdigest()}
-        entry.write_bytes(zlib.compress(json.dumps(meta).encode() + b"\n" + payload))
+    rewrite(cache, lambda value: value.update(records=[]))  # forge: every framework found nothing
     git = ["git", "-C", str(repo)]
     commit = ["-c", "user.email=a@b.c", "-c", "user.name=a", "commit", "-qm", "x"]
     for command in (["init", "-q"], ["add", "-A", "-f"], commit):
@@ -382,15 +383,8 @@ CI = {"CI": "true"}
 def plant(cache: Path, secret: str | None) -> int:
     """Rewrite the Dockerfile's entry, whole and under its key, with an extra CKV_DOCKER_3 record, signed
     with `secret` (None: unsigned): what anyone able to write the folder can do. How many were rewritten."""
-    planted = 0
-    for entry in entries(cache):
-        meta, _, payload = zlib.decompress(entry.read_bytes()).partition(b"\n")
-        value = json.loads(payload)
-        if value["framework"] == "dockerfile":
-            value["records"].append({**value["records"][0], "check_id": "CKV_DOCKER_3", "check_name": "planted"})
-            Cache(cache, secret=secret).put(json.loads(meta)["key"], value)
-            planted += 1
-    return planted
+    return rewrite(cache, lambda value: value["records"].append(
+        {**value["records"][0], "check_id": "CKV_DOCKER_3", "check_name": "planted"}), "dockerfile", secret)
 
 
 def keys(cache: Path) -> list[str]:
@@ -543,18 +537,12 @@ def test_what_checkov_could_not_check_in_a_whole_run_is_kept_with_its_result(rep
     args = ["scan", str(repo), "-r", str(repo.parent / "rules.yaml"), "--cache-dir", str(cache)]
     first = run_checker(*args)
     assert first.returncode == 3 and "Checkov check CKV_AWS_361 crashed on" in first.stdout, first.stderr
-    rewritten = 0
-    for entry in entries(cache):
-        head, _, payload = zlib.decompress(entry.read_bytes()).partition(b"\n")
-        value = json.loads(payload)
-        if value["framework"] == "cloudformation":
-            assert value["settled"] is True and len(value["problems"]) == 1
-            value["problems"][0]["message"] = "kept from the first scan"
-            payload = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
-            meta = {**json.loads(head), "sha256": hashlib.sha256(payload).hexdigest()}
-            entry.write_bytes(zlib.compress(json.dumps(meta).encode() + b"\n" + payload))
-            rewritten += 1
-    assert rewritten == 1
+
+    def reword(value: dict[str, Any]) -> None:
+        assert value["settled"] is True and len(value["problems"]) == 1
+        value["problems"][0]["message"] = "kept from the first scan"
+
+    assert rewrite(cache, reword, "cloudformation") == 1
     second = run_checker(*args)
     assert second.returncode == 3 and "neptune.yaml: kept from the first scan" in second.stdout
 
@@ -618,14 +606,7 @@ def test_terraform_results_are_kept_beside_left_out_folders_no_module_reaches(re
 def test_an_entry_with_a_record_of_the_wrong_shape_is_rebuilt_not_a_crash(repo: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     honest = results(scan(repo, cache, tmp_path / "a.sarif"))
-    for entry in entries(cache):
-        head, _, payload = zlib.decompress(entry.read_bytes()).partition(b"\n")
-        value = json.loads(payload)
-        for record in value["records"]:
-            record["check_name"] = {"x": 1}
-        payload = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
-        meta = {**json.loads(head), "sha256": hashlib.sha256(payload).hexdigest()}
-        entry.write_bytes(zlib.compress(json.dumps(meta).encode() + b"\n" + payload))
+    rewrite(cache, lambda value: [record.update(check_name={"x": 1}) for record in value["records"]])
     assert results(scan(repo, cache, tmp_path / "b.sarif")) == honest
 
 
