@@ -350,7 +350,7 @@ def test_terraform_expressions_are_evaluated_once_each_with_the_outcome_of_every
         calls.append(text)
         return evaluation.evaluate(text)
 
-    memo = checkov_engine._Memo(counted, checkov_engine._Table(evaluation.SAFE_EVAL_DICT))
+    memo = checkov_engine._Memo(counted, checkov_engine._Table(evaluation.SAFE_EVAL_DICT), evaluates=True)
     fresh = [outcome(evaluation.evaluate, t) for t in TEXTS * 3]
     assert [outcome(memo, t) for t in TEXTS * 3] == fresh
     assert sorted(calls) == sorted(TEXTS)  # the second and third rounds came from what was kept
@@ -361,7 +361,7 @@ def test_terraform_expressions_are_evaluated_once_each_with_the_outcome_of_every
 
 def test_an_expression_that_assigns_into_the_shared_symbol_table_drops_what_was_kept(evaluation):
     """Checkov's evaluator shares one symbol table: `foo=1` defines `foo` for every later evaluation."""
-    memo = checkov_engine._Memo(evaluation.evaluate, checkov_engine._Table(evaluation.SAFE_EVAL_DICT))
+    memo = checkov_engine._Memo(evaluation.evaluate, checkov_engine._Table(evaluation.SAFE_EVAL_DICT), evaluates=True)
     assert outcome(memo, "foo")[0] == "error"
     assert memo("foo=1") is None
     assert memo("foo") == 1 == evaluation.evaluate("foo")
@@ -375,7 +375,7 @@ def test_a_whole_terraform_expression_is_kept_per_text_and_arguments_and_dropped
     from checkov.terraform.graph_builder.variable_rendering import evaluate_terraform as module
 
     table = checkov_engine._Table(evaluation.SAFE_EVAL_DICT)
-    inner = checkov_engine._Memo(evaluation.evaluate, table)
+    inner = checkov_engine._Memo(evaluation.evaluate, table, evaluates=True)
     calls = []
     outer = checkov_engine._Memo(lambda text, **kw: calls.append((text, kw)) or module.evaluate_terraform(text, **kw),
                                  table)
@@ -414,7 +414,7 @@ def test_an_error_of_the_stack_or_of_memory_is_never_kept_one_of_the_text_is():
 def test_expressions_with_a_clock_or_an_effect_are_evaluated_every_time(evaluation):
     calls = []
     memo = checkov_engine._Memo(lambda text: calls.append(text) or evaluation.evaluate(text),
-                                checkov_engine._Table(evaluation.SAFE_EVAL_DICT))
+                                checkov_engine._Table(evaluation.SAFE_EVAL_DICT), evaluates=True)
     for _ in range(2):
         memo("timestamp()")
         memo("toset(['a', 'b'])")  # a set: a copy need not iterate in the same order

@@ -336,7 +336,8 @@ def _run_cached(jobs: Sequence[_Job], discovery: Discovery, ruleset: Ruleset, ca
     same bytes again, so that result (and its exit 3) is as much a result as a finding.
     """
     digests = Digests(discovery.root)
-    keyed = [dataclasses.replace(job, key=_key(job, discovery, ruleset, digests)) if cache.enabled else job
+    scan = _context(ruleset) if cache.enabled else ()
+    keyed = [dataclasses.replace(job, key=_key(job, discovery, scan, digests)) if cache.enabled else job
              for job in jobs]
     results = []
     for job in keyed:
@@ -360,8 +361,16 @@ def _run_cached(jobs: Sequence[_Job], discovery: Discovery, ruleset: Ruleset, ca
     return _in_order([*results, *fresh])
 
 
-def _key(job: _Job, discovery: Discovery, ruleset: Ruleset, digests: Digests) -> str:
-    """Everything a job's result depends on, or "" when that cannot be said (then it is not cached).
+def _context(ruleset: Ruleset) -> tuple[Any, ...]:
+    """What every job's result of this scan depends on besides its own inputs: the Python, Checkov and
+    checker versions, the ruleset's digest and every variable Checkov reads (read once a scan)."""
+    return ("checkov-job", sys.version, checkov_version(), importlib.metadata.version("checker"), ruleset.digest,
+            checkov_environment({"BC_SKIP_MAPPING": "TRUE", **os.environ}))
+
+
+def _key(job: _Job, discovery: Discovery, scan: tuple[Any, ...], digests: Digests) -> str:
+    """Everything a job's result depends on (`scan`: what all of this scan's jobs share, `_context`), or ""
+    when that cannot be said (then it is not cached).
 
     A runner walking the root reads only files discovery kept (refused and ignored paths are excluded
     from its walk), whatever kind discovery gave them, so their bytes are its inputs. Not cached:
@@ -375,9 +384,7 @@ def _key(job: _Job, discovery: Discovery, ruleset: Ruleset, digests: Digests) ->
     if job.framework not in _PER_FILE and job.files is not None:
         return ""
     tools = {name: _tool(name) for name in _TOOLS.get(job.framework, ())}
-    return key("checkov-job", sys.version, checkov_version(), importlib.metadata.version("checker"), ruleset.digest,
-               checkov_environment({"BC_SKIP_MAPPING": "TRUE", **os.environ}), tools, dataclasses.asdict(job),
-               digests.of(_inputs(job, discovery)))
+    return key(*scan, tools, dataclasses.asdict(job), digests.of(_inputs(job, discovery)))
 
 
 def _reads_unseen(result: _Result, discovery: Discovery) -> bool:
@@ -659,9 +666,10 @@ class _Memo:
     Checkov's debug mode (it prints each error) or with its threaded rendering.
     """
 
-    def __init__(self, function: Callable[..., Any], table: _Table) -> None:
+    def __init__(self, function: Callable[..., Any], table: _Table, evaluates: bool = False) -> None:
         self.function = function
         self.table = table
+        self.evaluates = evaluates  # it wraps the evaluation itself, the one thing that changes the table
         self.generation = table.generation
         self.kept: dict[Any, tuple[bool, Any]] = {}
 
@@ -676,7 +684,7 @@ class _Memo:
         if terraform.evaluate is not evaluation.evaluate:
             return  # installed already
         table = _Table(evaluation.SAFE_EVAL_DICT)
-        terraform.evaluate = cls(evaluation.evaluate, table)  # its one caller: _try_evaluate
+        terraform.evaluate = cls(evaluation.evaluate, table, evaluates=True)  # its one caller: _try_evaluate
         # the renderer calls it through the module, the for_each handlers by a name of their own
         terraform.evaluate_terraform = foreach.evaluate_terraform = cls(terraform.evaluate_terraform, table)
 
@@ -704,8 +712,10 @@ class _Memo:
         return value
 
     def after(self, at: Any, outcome: tuple[bool, Any] | None) -> None:
-        """Keep an outcome, unless the call changed the table: then drop all kept."""
-        self.table.check()
+        """Keep an outcome, unless the call changed the table: then drop all kept. Only the memo of the
+        evaluation looks at the table; every other one learns of a change from its generation."""
+        if self.evaluates:
+            self.table.check()
         if self.generation != self.table.generation:
             self.kept.clear()
             self.generation = self.table.generation
@@ -941,8 +951,6 @@ def catalogue() -> dict[str, dict[str, Any]]:
     except OSError:
         pass  # a read-only home only costs the next run the same two seconds
     return found
-
-
 
 
 ENGINE = CheckovEngine()
