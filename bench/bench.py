@@ -37,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -458,6 +459,15 @@ def results_file(mode: str, meta: dict[str, Any]) -> Path:
     return RESULTS / f"{mode}-{meta['started'].replace(':', '').replace('-', '')}.json"
 
 
+def finish(save_to: Path, data: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """End a mode's run: stamp it finished, save it, say where, print its tables; the data, for main."""
+    data["finished"] = _now()
+    _save(save_to, data)
+    print(f"\nresults saved to {save_to.relative_to(PROJECT)}\n")
+    report(data)
+    return data
+
+
 def corpus_mode(args: argparse.Namespace, snapshot: Path | None, meta: dict[str, Any]) -> dict[str, Any]:
     corpus = corpus_of(args, "corpus")
     if corpus is None:
@@ -500,13 +510,9 @@ def corpus_mode(args: argparse.Namespace, snapshot: Path | None, meta: dict[str,
                     print("    unexpected exit; stderr tail:\n    "
                           + run["stderr_tail"][-600:].replace("\n", "\n    "), flush=True)
                 _save(save_to, data)
-    data["finished"] = _now()
-    _save(save_to, data)
     shutil.rmtree(empty_dir, ignore_errors=True)
     shutil.rmtree(out_dir, ignore_errors=True)
-    print(f"\nresults saved to {save_to.relative_to(PROJECT)}\n")
-    print_corpus(data)
-    return data
+    return finish(save_to, data, print_corpus)
 
 
 _NORMAL = {"ours": (0, 3), "ours_all": (0, 3), "ours_warm": (0, 3), "checkov": (0, 1), "checkov_skip": (0, 1)}
@@ -613,11 +619,7 @@ def precommit_mode(args: argparse.Namespace, snapshot: Path | None, meta: dict[s
         _precommit_files(args, snapshot, corpus, rounds, warm, data, save_to, cache)
     finally:
         server.stop()
-    data["finished"] = _now()
-    _save(save_to, data)
-    print(f"\nresults saved to {save_to.relative_to(PROJECT)}\n")
-    print_precommit(data)
-    return data
+    return finish(save_to, data, print_precommit)
 
 
 def _precommit_files(args: argparse.Namespace, snapshot: Path | None, corpus: Path, rounds: int, warm: bool,
@@ -735,11 +737,7 @@ def rescan_mode(args: argparse.Namespace, snapshot: Path | None, meta: dict[str,
             finally:
                 shutil.rmtree(work, ignore_errors=True)
                 shutil.rmtree(cache_dir, ignore_errors=True)
-    data["finished"] = _now()
-    _save(save_to, data)
-    print(f"\nresults saved to {save_to.relative_to(PROJECT)}\n")
-    print_rescan(data)
-    return data
+    return finish(save_to, data, print_rescan)
 
 
 def _framework_of(root: Path, rel: str | None) -> str | None:
@@ -856,11 +854,7 @@ def scale_mode(args: argparse.Namespace, snapshot: Path | None, meta: dict[str, 
                     _save(save_to, data)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    data["finished"] = _now()
-    _save(save_to, data)
-    print(f"\nresults saved to {save_to.relative_to(PROJECT)}\n")
-    print_scale(data)
-    return data
+    return finish(save_to, data, print_scale)
 
 
 def print_scale(data: dict[str, Any]) -> None:
