@@ -16,7 +16,7 @@ def test_wheel_installs_and_runs_outside_the_source_tree(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"checker/rulesets/org-baseline.yaml", "checker/ruleset/schema.json",
             "checker/policies/kubernetes.py", "checker/cli.py", "checker/evidence/gate-decision.schema.json",
-            "checker/policies/change.py"} <= names
+            "checker/policies/change.py", "checker/policies/github_actions/workflow.py"} <= names
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=300)

@@ -172,7 +172,7 @@ def load_policies(policy_paths: tuple[str, ...] = ()) -> dict[str, Policy]:
 def _modules(policy_paths: Iterable[str]) -> Iterator[tuple[str, Any]]:
     import checker.policies as bundled
 
-    for info in pkgutil.iter_modules(bundled.__path__, "checker.policies."):
+    for info in pkgutil.walk_packages(bundled.__path__, "checker.policies."):
         yield info.name, importlib.import_module(info.name)
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:

@@ -1,0 +1,106 @@
+"""ORG-GHA-008: secrets printed to the log or handed to unpinned actions."""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from checker.documents import Document, YamlMap
+from checker.policy import Context, Violation, policy
+
+from .._helpers import text_lines
+from .workflow import action_name, is_pinned, jobs, references_secret, run_text, steps
+
+PRINTS = re.compile(r"^\s*(?:echo|printf|print|Write-Host|Write-Output|cat\s+<<<|puts)\b", re.IGNORECASE)
+
+
+def _secret_env_names(*scopes: object) -> set[str]:
+    names: set[str] = set()
+    for scope in scopes:
+        env = scope.get("env") if isinstance(scope, YamlMap) else None
+        if isinstance(env, YamlMap):
+            names.update(str(k) for k, v in env.items() if references_secret(v))
+    return names
+
+
+# Commands that print what they read: piping a secret into them shows it, encoded, in the log.
+ENCODERS = frozenset({"base64", "base32", "xxd", "od", "hexdump", "rev", "tr", "sed", "awk", "cut", "cat", "tee",
+                      "openssl", "jq", "fold"})
+
+
+def _prints(piece: str, secret_envs: set[str]) -> bool:
+    """A script line that writes a secret to the log: echo/printf of it, unless it is redirected to a
+    file or piped into a command that consumes it (`docker login --password-stdin`); piping it through
+    an encoder that prints (`base64`, `xxd`, `rev`...) still shows it."""
+    if not PRINTS.search(piece):
+        return False
+    command = re.split(r"\|\||&&|;", piece, maxsplit=1)[0]
+    stages = re.split(r"(?<![|])\|(?![|])", command)
+    if ">" in command:
+        return False  # written to a file ($GITHUB_ENV, a key file)
+    if len(stages) > 1 and not all((stage.split() or [""])[0] in ENCODERS for stage in stages[1:]):
+        return False  # consumed by the command it is piped into
+    if references_secret(stages[0]):
+        return True
+    return any(re.search(rf"\${{?{re.escape(name)}\b", stages[0]) for name in secret_envs)
+
+
+@policy(
+    id="ORG-GHA-008",
+    title="Secrets are not echoed or handed to unpinned third-party actions",
+    kinds=["github-actions"],
+    severity="high",
+    rationale=(
+        "GitHub masks only exact secret values: an encoded or split secret printed to the log is readable "
+        "by anyone with read access. An unpinned third-party action receiving a secret can be retagged to "
+        "exfiltrate it."
+    ),
+    remediation="""
+        Never print secrets; pipe them to the command that needs them. Pin any third-party action that
+        receives a secret to a full commit SHA:
+
+            - run: echo "$REGISTRY_TOKEN" | docker login registry.example.com -u ci --password-stdin
+              env:
+                REGISTRY_TOKEN: ${{ secrets.REGISTRY_TOKEN }}
+            - uses: docker/login-action@74a5d142397b4f367a81961eba4e8cd7edddf772  # v3.4.0
+              with:
+                password: ${{ secrets.REGISTRY_TOKEN }}
+    """,
+    controls=["PCI-DSS-4.0:8.6.2", "PCI-DSS-4.0:6.3.2"],
+    tags=["ci-security", "secrets"],
+    params={"trusted_owners": ["actions", "github"]},
+)
+
+
+def secrets_not_exposed(doc: Document, ctx: Context) -> Iterator[Violation]:
+    """No `run:` line prints a secret (`echo`/`printf`/`Write-Host` of `${{ secrets.* }}` or of an env
+    variable set from one, unless piped to another command or redirected to a file), and no step passes
+    a secret in `with:` or `env:` to a third-party action that is not pinned to a full commit SHA.
+
+    Actions of the owners in the `trusted_owners` parameter (default `actions`, `github`) and local
+    actions are exempt from the pinning part. Findings point at the printing line or at the input that
+    carries the secret.
+    """
+    trusted = {str(o).lower() for o in ctx.params.get("trusted_owners") or []}
+    workflow_envs = _secret_env_names(doc.data)
+    for job_id, job, _ in jobs(doc.data):
+        job_envs = workflow_envs | _secret_env_names(job)
+        for i, step in steps(job):
+            resource = f"jobs.{job_id}.steps[{i}]"
+            run = run_text(step)
+            if run:
+                envs = job_envs | _secret_env_names(step)
+                for line, piece in text_lines(run, doc.text, step.line_of("run"), step.end_line):
+                    if _prints(piece, envs):
+                        yield Violation(f"run prints a secret to the log: {piece.strip()[:120]}", line,
+                                        f"{resource}.run")
+            uses = step.get("uses")
+            if not isinstance(uses, str) or is_pinned(uses) or action_name(uses).split("/")[0].lower() in trusted:
+                continue
+            for key in ("with", "env"):
+                inputs = step.get(key)
+                if not isinstance(inputs, YamlMap):
+                    continue
+                for name, value in inputs.items():
+                    if references_secret(value):
+                        yield Violation(f"secret passed to {uses}, which is not pinned to a commit SHA",
+                                        inputs.line_of(name), f"{resource}.{key}.{name}")

@@ -1,0 +1,48 @@
+"""ORG-GHA-001: actions and reusable workflows pinned to a commit."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from checker.documents import Document
+from checker.policy import Context, Violation, policy
+
+from .workflow import FULL_SHA, action_refs
+
+
+@policy(
+    id="ORG-GHA-001",
+    title="Third-party actions are pinned to a full commit SHA",
+    kinds=["github-actions"],
+    severity="high",
+    rationale="A tag or branch can be moved to malicious code after review (tj-actions/changed-files, 2025).",
+    remediation="""
+        Pin the action to the full 40-character commit SHA of the release you reviewed, and keep the
+        tag in a comment so Dependabot can update it:
+
+            - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683  # v4.2.2
+    """,
+    controls=["PCI-DSS-4.0:6.3.2"],
+    tags=["supply-chain"],
+    params={"allow_owners": []},
+)
+
+
+def actions_pinned(doc: Document, ctx: Context) -> Iterator[Violation]:
+    """Every `uses:` of an action or reusable workflow from another repository names a full commit SHA.
+
+    Local actions (`./path`) are exempt; owners listed in the rule's `allow_owners` parameter
+    (for example `actions`) may use tags. Docker actions must be pinned by `@sha256:` digest.
+    """
+    allowed = {owner.lower() for owner in ctx.params.get("allow_owners", [])}
+    for uses, resource, line in action_refs(doc.data):
+        if uses.startswith("./"):
+            continue
+        if uses.startswith("docker://"):
+            if "@sha256:" not in uses:
+                yield Violation(f"docker action {uses} is not pinned by digest", line, resource)
+            continue
+        name, _, ref = uses.partition("@")
+        if name.split("/", 1)[0].lower() in allowed:
+            continue
+        if not FULL_SHA.match(ref):
+            yield Violation(f"{name} is pinned to {ref or 'nothing'!s}, not a full commit SHA", line, resource)

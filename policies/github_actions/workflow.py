@@ -1,0 +1,142 @@
+"""The shared workflow model: how a GitHub Actions workflow is read, for every audit of this package.
+
+Rule-free: the jobs and steps of a workflow, its triggers, its `uses:` references, the text of its
+scripts, and how to tell which parts of a `${{ }}` expression can become its value and which of
+them an outsider controls. An audit imports what it needs from here and adds only its own logic.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from checker.documents import YamlMap
+
+from .._helpers import mappings
+
+FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+PUBLIC_TRIGGERS = frozenset({
+    "pull_request", "pull_request_target", "pull_request_review", "pull_request_review_comment",
+    "issue_comment", "issues", "discussion", "discussion_comment", "fork", "watch",
+})
+# Events that run with the base repository's secrets and token although an outsider can cause them.
+PRIVILEGED_TRIGGERS = frozenset({"pull_request_target", "workflow_run", "issue_comment"})
+# Expressions an outside contributor controls (GitHub Security Lab's list of untrusted input).
+UNTRUSTED = re.compile(
+    r"github\.event\.(?:"
+    r"issue\.(?:title|body)|pull_request\.(?:title|body|head\.(?:ref|label|repo\.default_branch))|"
+    r"comment\.body|review\.body|review_comment\.body|discussion\.(?:title|body)|"
+    r"pages\.[^.\s]+\.page_name|(?:commits\.[^.\s]+|head_commit)\.(?:message|author\.(?:email|name))|"
+    r"workflow_run\.(?:head_branch|head_commit\.(?:message|author\.(?:email|name))|display_title|"
+    r"pull_requests\.[^.\s]+\.head\.ref)"
+    r")|github\.head_ref",
+    re.IGNORECASE,
+)
+EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
+_QUOTED = re.compile(r"'(?:[^']|'')*'")
+_BOOLEAN_CALL = re.compile(
+    r"^!?\s*(?:contains|startsWith|endsWith|success|failure|always|cancelled)\s*\(", re.IGNORECASE
+)
+SECRET_CONTEXT = re.compile(r"\bsecrets\b|\bgithub\.token\b")
+
+
+def action_refs(workflow: object) -> Iterator[tuple[str, str, int]]:
+    """(uses value, resource path, line) of every job-level and step-level `uses:`."""
+    if not isinstance(workflow, YamlMap) or not isinstance(workflow.get("jobs"), YamlMap):
+        return
+    for job_id, job in workflow["jobs"].items():
+        if not isinstance(job, YamlMap):
+            continue
+        if isinstance(job.get("uses"), str):
+            yield job["uses"], f"jobs.{job_id}.uses", job.lines["uses"]
+        for i, step in enumerate(mappings(job.get("steps"))):
+            if isinstance(step.get("uses"), str):
+                yield step["uses"], f"jobs.{job_id}.steps[{i}].uses", step.lines["uses"]
+
+
+def _top_level(expression: str) -> str:
+    """The expression with quoted strings and parenthesised parts blanked (same length)."""
+    bare = _QUOTED.sub(lambda m: "'" + " " * (len(m.group(0)) - 2) + "'", expression)
+    depth, out = 0, []
+    for char in bare:
+        depth += char == "("
+        out.append(char if depth == 0 else " ")
+        depth -= char == ")" and depth > 0
+    return "".join(out)
+
+
+def text_operands(expression: str, depth: int = 0) -> list[str]:
+    """The parts of an expression whose text can become its value.
+
+    `a || b` and `a && b` evaluate to one of their operands, so each operand is looked at; an operand
+    that is a comparison, a negation or a call of contains()/startsWith()/endsWith() only yields
+    true/false and carries no text.
+    """
+    expression = expression.strip()
+    top = _top_level(expression)
+    cuts = [m.start() for m in re.finditer(r"\|\||&&", top)]
+    if cuts and depth < 20:
+        bounds = [0, *[c for cut in cuts for c in (cut, cut + 2)], len(expression)]
+        return [part for a, b in zip(bounds[::2], bounds[1::2], strict=True)
+                for part in text_operands(expression[a:b], depth + 1)]
+    if expression.startswith("(") and expression.endswith(")") and not top.strip() and depth < 20:
+        return text_operands(expression[1:-1], depth + 1)
+    if re.search(r"==|!=|<=|>=|<|>", top) or re.match(r"!(?!=)", expression) or _BOOLEAN_CALL.match(expression):
+        return []
+    return [expression]
+
+
+def triggers(workflow: object) -> tuple[set[str], int]:
+    """The event names a workflow runs on and the line of its `on:` key.
+
+    PyYAML reads the bare key `on` as the boolean True (YAML 1.1), so both spellings are looked up.
+    """
+    if not isinstance(workflow, YamlMap):
+        return set(), 1
+    key = "on" if "on" in workflow else True
+    node = workflow.get(key)
+    line = workflow.line_of(key)
+    if isinstance(node, str):
+        return {node}, line
+    if isinstance(node, list):
+        return {str(item) for item in node if isinstance(item, str)}, line
+    if isinstance(node, dict):
+        return {str(name) for name in node}, line
+    return set(), line
+
+
+def jobs(workflow: object) -> Iterator[tuple[str, YamlMap, int]]:
+    """(job id, job, line of the job id) of every job of a workflow."""
+    if not isinstance(workflow, YamlMap) or not isinstance(workflow.get("jobs"), YamlMap):
+        return
+    for job_id, job in workflow["jobs"].items():
+        if isinstance(job, YamlMap):
+            yield str(job_id), job, workflow["jobs"].line_of(job_id)
+
+
+def steps(job: YamlMap) -> Iterator[tuple[int, YamlMap]]:
+    yield from enumerate(mappings(job.get("steps")))
+
+
+def action_name(uses: object) -> str:
+    """`owner/repo[/path]` of a `uses:` value, without its ref."""
+    return uses.partition("@")[0].strip() if isinstance(uses, str) else ""
+
+
+def is_pinned(uses: str) -> bool:
+    """Local actions, SHA-pinned actions and digest-pinned docker actions are immutable."""
+    if uses.startswith("./"):
+        return True
+    if uses.startswith("docker://"):
+        return "@sha256:" in uses
+    return bool(FULL_SHA.match(uses.partition("@")[2]))
+
+
+def run_text(step: YamlMap) -> str:
+    run = step.get("run")
+    return run if isinstance(run, str) else ""
+
+
+def references_secret(value: object) -> bool:
+    """A value with a `${{ }}` expression that reads the `secrets` context (or `github.token`)."""
+    return isinstance(value, str) and any(SECRET_CONTEXT.search(e) for e in EXPRESSION.findall(value))
