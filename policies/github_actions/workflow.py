@@ -140,3 +140,45 @@ def run_text(step: YamlMap) -> str:
 def references_secret(value: object) -> bool:
     """A value with a `${{ }}` expression that reads the `secrets` context (or `github.token`)."""
     return isinstance(value, str) and any(SECRET_CONTEXT.search(e) for e in EXPRESSION.findall(value))
+
+
+def env_blocks(workflow: object) -> Iterator[tuple[str, YamlMap]]:
+    """(resource, `env:` mapping) of the workflow, of each job and of each step: every place a variable is set."""
+    if isinstance(workflow, YamlMap) and isinstance(workflow.get("env"), YamlMap):
+        yield "env", workflow["env"]
+    for job_id, job, _ in jobs(workflow):
+        if isinstance(job.get("env"), YamlMap):
+            yield f"jobs.{job_id}.env", job["env"]
+        for i, step in steps(job):
+            if isinstance(step.get("env"), YamlMap):
+                yield f"jobs.{job_id}.steps[{i}].env", step["env"]
+
+
+MATRIX_REFERENCE = re.compile(r"^\s*\$\{\{\s*matrix\.([A-Za-z_][\w-]*)\s*\}\}\s*$")
+
+
+def matrix_values(job: YamlMap, name: str) -> list[object] | None:
+    """Every value `matrix.<name>` takes in the job: the axis's items and the `include:` entries' values.
+
+    None when they cannot be known from the file (the matrix, the axis or an entry is an expression such as
+    `${{ fromJSON(...) }}`): a check does not guess what it cannot read.
+    """
+    strategy = job.get("strategy")
+    matrix = strategy.get("matrix") if isinstance(strategy, YamlMap) else None
+    if not isinstance(matrix, YamlMap):
+        return None
+    values: list[object] = []
+    axis = matrix.get(name)
+    if isinstance(axis, list):
+        values.extend(axis)
+    elif axis is not None:
+        return None
+    include = matrix.get("include")
+    if include is not None and not isinstance(include, list):
+        return None
+    for entry in include or []:
+        if not isinstance(entry, YamlMap):
+            return None
+        if name in entry:
+            values.append(entry[name])
+    return values
