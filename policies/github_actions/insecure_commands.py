@@ -1,6 +1,7 @@
 """ORG-GHA-012: the deprecated `set-env` and `add-path` workflow commands switched back on."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from checker.documents import Document, YamlMap
@@ -11,9 +12,18 @@ from .workflow import MATRIX_REFERENCE, env_blocks, jobs, matrix_values, steps
 SWITCH = "ACTIONS_ALLOW_UNSECURE_COMMANDS"
 
 
-def _switched_on(value: object) -> bool:
-    """The runner's test: the variable's text, trimmed, is `true` in any case (YAML's true is `true` too)."""
-    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+_WRITTEN_TRUE = re.compile(r":\s*true\s*(?:#.*)?$", re.IGNORECASE)
+
+
+def _switched_on(value: object, line: str) -> bool:
+    """The runner's test: the variable's text, trimmed, is `true` in any case.
+
+    GitHub reads YAML 1.2, where `yes` and `on` are text, while PyYAML's 1.1 loader makes them true: a
+    boolean is trusted only when the source line spells it `true`.
+    """
+    if value is True:
+        return bool(_WRITTEN_TRUE.search(line))
+    return isinstance(value, str) and value.strip().lower() == "true"
 
 
 @policy(
@@ -40,8 +50,14 @@ def insecure_commands(doc: Document, ctx: Context) -> Iterator[Violation]:
     GitHub disabled the `set-env` and `add-path` workflow commands in 2020 because any text a step prints
     could use them; this variable turns them back on. The finding points at the variable's line.
     """
+    source = doc.text.splitlines()
+
+    def switched_on(env: YamlMap) -> bool:
+        line = env.line_of(SWITCH)
+        return SWITCH in env and _switched_on(env[SWITCH], source[line - 1] if 0 < line <= len(source) else "")
+
     for resource, env in env_blocks(doc.data):
-        if _switched_on(env.get(SWITCH)):
+        if switched_on(env):
             yield Violation(f"{SWITCH} re-enables the set-env and add-path workflow commands",
                             env.line_of(SWITCH), f"{resource}.{SWITCH}")
     for job_id, job, _ in jobs(doc.data):
@@ -49,7 +65,7 @@ def insecure_commands(doc: Document, ctx: Context) -> Iterator[Violation]:
             reference = MATRIX_REFERENCE.match(step["env"]) if isinstance(step.get("env"), str) else None
             entries = (matrix_values(job, reference.group(1)) if reference else None) or []
             for entry in entries:
-                if isinstance(entry, YamlMap) and _switched_on(entry.get(SWITCH)):
+                if isinstance(entry, YamlMap) and switched_on(entry):
                     yield Violation(f"{SWITCH} from the matrix re-enables the set-env and add-path workflow "
                                     f"commands in step {i} of job {job_id}", entry.line_of(SWITCH),
                                     f"jobs.{job_id}.steps[{i}].env")

@@ -182,3 +182,21 @@ def matrix_values(job: YamlMap, name: str) -> list[object] | None:
         if name in entry:
             values.append(entry[name])
     return values
+
+
+def trigger_lines(workflow: object) -> dict[str, int]:
+    """Each event the workflow runs on, with the line that names it (its key, or the `on:` line for the
+    one-line forms `on: push` and `on: [push, pull_request]`)."""
+    events, line = triggers(workflow)
+    node = workflow.get("on" if "on" in workflow else True) if isinstance(workflow, YamlMap) else None
+    return {event: node.line_of(event) if isinstance(node, YamlMap) else line for event in sorted(events)}
+
+
+def write_scopes(permissions: object) -> list[str]:
+    """The scopes a `permissions:` value grants write on (`write-all` grants all; absent grants the default)."""
+    if isinstance(permissions, str):
+        return ["all"] if permissions.strip().lower() == "write-all" else []
+    if isinstance(permissions, YamlMap):
+        return [str(scope) for scope, level in permissions.items()
+                if isinstance(level, str) and level.strip().lower() == "write"]
+    return []

@@ -1,0 +1,62 @@
+"""ORG-GHA-010: triggers that run an outsider's event with the repository's secrets and token."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from checker.documents import Document, YamlMap
+from checker.policy import Context, Violation, policy
+
+from .workflow import PRIVILEGED_TRIGGERS, SECRET_CONTEXT, jobs, trigger_lines, write_scopes
+
+
+def _exposure(workflow: YamlMap, text: str) -> list[str]:
+    """What an attacker who gets code or arguments into this workflow would hold."""
+    exposed = []
+    if SECRET_CONTEXT.search(text):
+        exposed.append("it reads secrets")
+    scopes = [workflow.get("permissions")] + [job.get("permissions") for _, job, _ in jobs(workflow)]
+    if "permissions" not in workflow and any("permissions" not in job for _, job, _ in jobs(workflow)):
+        exposed.append("a job runs with the default token permissions")
+    elif any(write_scopes(scope) for scope in scopes):
+        exposed.append("its token can write")
+    return exposed
+
+
+@policy(
+    id="ORG-GHA-010",
+    title="Workflows avoid triggers that give outsiders the repository's secrets",
+    kinds=["github-actions"],
+    severity="medium",
+    rationale=(
+        "`pull_request_target`, `workflow_run` and `issue_comment` run the base repository's workflow with "
+        "its secrets and a token that can write, for an event anyone with a fork or an account can cause; "
+        "argument, environment and file tricks turn that into code execution even without checking out the "
+        "pull request (the 'pwn request')."
+    ),
+    remediation="""
+        Use `pull_request` (a read-only token, no secrets) for anything that looks at a pull request, and
+        `workflow_call` instead of `workflow_run`. Where a privileged trigger is unavoidable, give it no
+        secrets and read-only permissions, and never run the pull request's code:
+
+            on: pull_request
+            permissions:
+              contents: read
+    """,
+    tags=["ci-security"],
+)
+def no_dangerous_triggers(doc: Document, ctx: Context) -> Iterator[Violation]:
+    """The workflow is not triggered by `pull_request_target`, `workflow_run` or `issue_comment`.
+
+    Each finding points at the trigger and says what makes it exploitable in this workflow: secrets it
+    reads, a token that can write, or jobs left with the default permissions. ORG-GHA-002 reports the
+    worst case, checking out the pull request's code, where it happens.
+    """
+    if not isinstance(doc.data, YamlMap):
+        return
+    for event, line in trigger_lines(doc.data).items():
+        if event not in PRIVILEGED_TRIGGERS:
+            continue
+        exposed = _exposure(doc.data, doc.text)
+        why = f": {' and '.join(exposed)}" if exposed else ""
+        yield Violation(f"{event} runs with the repository's secrets and token for an outsider's event{why}",
+                        line, f"on.{event}")
