@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from checker.documents import Document
 from checker.policy import Context, Violation, policy
 
+from .._helpers import find_line
 from .workflow import FULL_SHA, action_refs
 
 
@@ -34,7 +35,9 @@ def actions_pinned(doc: Document, ctx: Context) -> Iterator[Violation]:
     (for example `actions`) may use tags. Docker actions must be pinned by `@sha256:` digest.
     """
     allowed = {owner.lower() for owner in ctx.params.get("allow_owners", [])}
-    for uses, resource, line in action_refs(doc.data):
+    for written, resource, key_line in action_refs(doc.data):
+        uses = written.strip()
+        line = find_line(doc.text, uses, key_line) if uses else key_line  # `uses: |` puts the value below
         if uses.startswith("./"):
             continue
         if uses.startswith("docker://"):
