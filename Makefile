@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 MULTITOOL_VERSION := 5.7.0
 MULTITOOL := .tools/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool
 
-.PHONY: scan lint test bench tools clean
+.PHONY: scan lint test bench tools docs clean
 
 $(BIN)/checker: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ test: lint $(BIN)/checker $(MULTITOOL)
 
 bench: $(BIN)/checker
 	$(BIN)/python bench/bench.py
+
+# policies/README.md and the README's policy table, written from the checks' metadata and docstrings and the
+# bundled rulesets' controls (tests/policies/test_docs.py fails when they are stale).
+docs: $(BIN)/checker
+	$(BIN)/python tools/policy_docs.py --write
 
 clean:
 	rm -rf $(VENV) .tools build *.egg-info results.sarif

@@ -19,9 +19,10 @@ REPO_RULESET = ".checker.yaml"
     kinds=["repo"],
     severity="medium",
     rationale=(
-        "PCI DSS 6.5.1 and DORA Art. 9(4)(e) ask that every change to production be traceable to the "
-        "request that approved it (reason, impact, approval); the ticket key links the gate's signed "
-        "decision to that record, so the change board need not approve each change by hand."
+        "Change control asks that every change to production be traceable to the request that approved it "
+        "(reason, impact, approval); the ticket key links the gate's signed decision to that record, so the "
+        "change board need not approve each change by hand. A change without one cannot be shown to have "
+        "been approved."
     ),
     remediation="""
         Put the ticket key in the branch name, a commit message of the change or the pull (merge)
@@ -29,7 +30,6 @@ REPO_RULESET = ".checker.yaml"
 
             git switch -c feature/PAY-1234-rotate-keys
     """,
-    controls=["PCI-DSS-4.0:6.5.1"],
     tags=["change-management"],
 )
 def change_names_ticket(doc: Document, ctx: Context) -> Iterator[Violation]:
@@ -48,6 +48,16 @@ def change_names_ticket(doc: Document, ctx: Context) -> Iterator[Violation]:
     The finding points at the line of the ruleset that sets `require_ticket` when that file is in the
     scanned folder (the reader sees why a ticket is needed); otherwise, when an organisation's layer or
     a bundled ruleset requires it, at line 1 of the repository's `.checker.yaml`.
+
+    The ruleset's `change:` section (every key optional; later layers win key by key, and an earlier
+    layer's `locks: {change: true}` forbids later layers to change any of them):
+
+    ```yaml
+    change:
+      ticket_pattern: "(?<![A-Za-z0-9-])PAY-[1-9][0-9]*"   # a Python regex; the match (or group `id`) is the key
+      ticket_sources: [commits, branch, pull_request]       # the default: all three
+      require_ticket: true                                  # default false
+    ```
     """
     change = ctx.change if isinstance(ctx.change, Change) else Change()
     if not change.ticket_required or change.tickets:

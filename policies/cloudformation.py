@@ -61,7 +61,11 @@ def sam_global_tags(template: YamlMap, rtype: str) -> set[str]:
     title="Taggable CloudFormation resources carry the required tags",
     kinds=["cloudformation"],
     severity="medium",
-    rationale="Tags are how cost, ownership and PCI scope are found; an untagged resource has no owner.",
+    rationale=(
+        "In a cloud account, tags are the inventory: how cost, ownership and PCI scope are found (the "
+        "account's inventory and cost reports read nothing else); an untagged resource has no owner to "
+        "patch, review or retire it."
+    ),
     remediation="""
         Add every tag in organisation.required_tags to the resource's Tags:
 
@@ -74,7 +78,6 @@ def sam_global_tags(template: YamlMap, rtype: str) -> set[str]:
                   - Key: cost-centre
                     Value: cc-1234
     """,
-    controls=["PCI-DSS-4.0:12.5.1"],
     tags=["inventory"],
     requires=["required_tags"],
 )

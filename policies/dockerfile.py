@@ -44,7 +44,6 @@ def base_images(instructions: object) -> Iterator[tuple[str, Instruction]]:
 
             FROM registry.example.com/mirror/python:3.12-slim@sha256:<digest>
     """,
-    controls=["PCI-DSS-4.0:6.3.2", "PCI-DSS-4.0:6.3.3"],
     tags=["supply-chain"],
     requires=["approved_registries"],
 )
@@ -75,7 +74,6 @@ def base_image_approved(doc: Document, ctx: Context) -> Iterator[Violation]:
 
             FROM registry.example.com/mirror/python:3.12-slim@sha256:<64-hex-digest>
     """,
-    controls=["PCI-DSS-4.0:6.3.2"],
     tags=["supply-chain"],
     covers=["CKV_DOCKER_7"],  # a base image without a tag, or :latest, has no digest either
 )

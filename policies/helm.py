@@ -63,7 +63,6 @@ def values_images(node: Any, path: str = "", depth: int = 0) -> Iterator[tuple[s
               repository: mirror/prometheus
               tag: v2.54.1
     """,
-    controls=["PCI-DSS-4.0:6.3.2", "PCI-DSS-4.0:6.3.3"],
     tags=["supply-chain"],
     requires=["approved_registries"],
 )

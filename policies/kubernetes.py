@@ -54,13 +54,16 @@ def containers(manifest: object) -> Iterator[tuple[YamlMap, str]]:
     title="Container images come from an approved registry",
     kinds=["kubernetes"],
     severity="high",
-    rationale="Only images from the organisation's registries are scanned, signed and mirrored.",
+    rationale=(
+        "Only images from the organisation's registries are scanned for vulnerabilities, signed and kept "
+        "available; an image pulled from anywhere else runs code nobody scanned, and nobody can say which "
+        "build of what is running."
+    ),
     remediation="""
         Push the image to an approved registry (organisation.approved_registries) and use it:
 
             image: registry.example.com/payments/api:1.4.2
     """,
-    controls=["PCI-DSS-4.0:6.3.2", "PCI-DSS-4.0:6.3.3"],
     tags=["supply-chain"],
     requires=["approved_registries"],
 )
@@ -161,8 +164,10 @@ def kustomize_labels(ctx: Context, path: str) -> tuple[set[str], set[str]]:
     kinds=["kubernetes"],
     severity="low",
     rationale=(
-        "Labels are how the organisation finds a workload's owner, cost centre and data classification, "
-        "and how policies (network, PCI scope) select it; pods inherit only the template's labels."
+        "Labels are the inventory of what runs: how the organisation finds a workload's owner, cost centre "
+        "and data classification, and how policies (network, PCI scope) select it; pods inherit only the "
+        "template's labels. Low: an unlabelled workload still runs under every other control, but it is "
+        "missing from the inventory, and a reviewer asks for the labels."
     ),
     remediation="""
         Add every label in organisation.required_labels to the workload and to its pod template:
@@ -178,7 +183,6 @@ def kustomize_labels(ctx: Context, path: str) -> tuple[set[str], set[str]]:
                     app: payments-api
                     team: payments
     """,
-    controls=["PCI-DSS-4.0:12.5.1"],
     tags=["inventory"],
     requires=["required_labels"],
 )
@@ -244,7 +248,6 @@ NOT_A_SECRET = re.compile(
                     name: payments-db
                     key: password
     """,
-    controls=["PCI-DSS-4.0:8.6.2", "PCI-DSS-4.0:3.6.1"],
     tags=["secrets"],
 )
 def no_plaintext_secrets_in_env(doc: Document, ctx: Context) -> Iterator[Violation]:
@@ -336,7 +339,6 @@ def _kustomize_namespace(ctx: Context, path: str) -> str | None:
                         matchLabels:
                           kubernetes.io/metadata.name: ingress
     """,
-    controls=["PCI-DSS-4.0:1.2.1", "PCI-DSS-4.0:1.3.1", "PCI-DSS-4.0:1.3.2"],
     tags=["segmentation", "pci"],
     params={"label": "data-classification", "value": "pci"},
 )

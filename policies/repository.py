@@ -34,14 +34,18 @@ def has_file(doc: Document, ctx: Context, path: str, *, any_case: bool = False) 
     title="The repository has a CODEOWNERS file",
     kinds=["repo"],
     severity="medium",
-    rationale="Code owners make review by the accountable team a rule of the branch, not a habit.",
+    rationale=(
+        "Code owners make review by the accountable team a rule of the branch, not a habit: with code-owner "
+        "review required on the default branch, no change merges without the owning team's approval. Without "
+        "the file that requirement names nobody, and the review control has nothing to stand on. (The branch "
+        "setting itself lives in the hosting platform, which a scan of the repository cannot see.)"
+    ),
     remediation="""
         Create `.github/CODEOWNERS` that names an owning team for the whole tree, and require code-owner
         review on the default branch:
 
             *  @example-org/payments-team
     """,
-    controls=["PCI-DSS-4.0:6.2.3", "PCI-DSS-4.0:6.5.1"],
     tags=["governance"],
 )
 def codeowners_present(doc: Document, ctx: Context) -> Iterator[Violation]:
@@ -75,7 +79,8 @@ def codeowners_file(doc: Document, ctx: Context) -> str | None:
     severity="low",
     rationale=(
         "Code-owner review only applies to paths a rule matches; without a catch-all, new folders "
-        "(a new service, a new pipeline) are merged without their owners' review."
+        "(a new service, a new pipeline) are merged without their owners' review. Low, not medium: the paths "
+        "that are listed keep their review, so the control has a gap rather than being absent."
     ),
     remediation="""
         Start CODEOWNERS with a catch-all rule; more specific rules below it win:
@@ -83,7 +88,6 @@ def codeowners_file(doc: Document, ctx: Context) -> str | None:
             *            @example-org/payments-team
             /infra/      @example-org/platform-team
     """,
-    controls=["PCI-DSS-4.0:6.2.3", "PCI-DSS-4.0:6.5.1"],
     tags=["governance"],
 )
 def codeowners_catch_all(doc: Document, ctx: Context) -> Iterator[Violation]:
@@ -114,10 +118,13 @@ SECURITY_POLICY_PATHS = ("SECURITY.md", ".github/SECURITY.md", "docs/SECURITY.md
     id="ORG-REPO-003",
     title="The repository has a security policy (SECURITY.md)",
     kinds=["repo"],
-    severity="low",
+    severity="info",
     rationale=(
         "A security policy tells researchers and colleagues how to report a vulnerability privately "
-        "and who triages it, so reports reach the owners instead of public issues."
+        "and who triages it, so reports reach the owners instead of public issues. A convenience, not a "
+        "control: vulnerabilities are handled by the organisation's process, and GitHub shows the "
+        "organisation's default SECURITY.md (from its `.github` repository) on every repository without "
+        "one, so a repository lacking the file has not lost the control."
     ),
     remediation="""
         Add `SECURITY.md` at the root (or in `.github/`) saying how to report a vulnerability:
@@ -126,7 +133,6 @@ SECURITY_POLICY_PATHS = ("SECURITY.md", ".github/SECURITY.md", "docs/SECURITY.md
             Report vulnerabilities to security@example.com or through GitHub private vulnerability
             reporting. We acknowledge within 2 working days.
     """,
-    controls=["PCI-DSS-4.0:6.3.1"],
     tags=["governance"],
 )
 def security_policy_present(doc: Document, ctx: Context) -> Iterator[Violation]:
@@ -146,10 +152,12 @@ PRE_COMMIT_CONFIG = ".pre-commit-config.yaml"
     id="ORG-REPO-004",
     title="pre-commit runs the compliance gate's hook",
     kinds=["repo"],
-    severity="medium",
+    severity="info",
     rationale=(
         "The gate is cheapest on the developer's laptop: the checker hook reports a violation at commit time, "
-        "on the exact line, before it reaches CI."
+        "on the exact line, before it reaches CI. A convenience, not a control: hooks run on the developer's "
+        "machine and are skipped at will (`git commit --no-verify`, or pre-commit never installed), so the "
+        "configuration proves nothing. The control is the gate in CI that every deploy needs (ORG-GHA-007)."
     ),
     remediation="""
         Add the checker hook to `.pre-commit-config.yaml`:
@@ -160,7 +168,6 @@ PRE_COMMIT_CONFIG = ".pre-commit-config.yaml"
                 hooks:
                   - id: checker
     """,
-    controls=["PCI-DSS-4.0:6.2.3", "PCI-DSS-4.0:6.2.4"],
     tags=["paved-road"],
     params={"hook_ids": ["checker", "checker-repo"]},
 )
@@ -204,7 +211,8 @@ PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----
     severity="critical",
     rationale=(
         "A private key in Git is in every clone, fork and backup forever; whoever reads the repository "
-        "can impersonate the server, sign as the service or decrypt its traffic."
+        "can impersonate the server, sign as the service or decrypt its traffic. A committed key is a "
+        "disclosed key: it must be rotated, not just deleted."
     ),
     remediation="""
         Remove the key, rotate it (it is compromised), purge it from history, and load keys at run time
@@ -215,7 +223,6 @@ PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----
             *.key
             id_rsa*
     """,
-    controls=["PCI-DSS-4.0:3.6.1", "PCI-DSS-4.0:8.3.2"],
     tags=["secrets"],
 )
 def no_private_keys(doc: Document, ctx: Context) -> Iterator[Violation]:
@@ -256,7 +263,6 @@ ENV_TEMPLATES = re.compile(r"\.(?:example|sample|template|tmpl|dist|defaults?)$"
             .env.*
             !.env.example
     """,
-    controls=["PCI-DSS-4.0:8.6.2", "PCI-DSS-4.0:3.6.1"],
     tags=["secrets"],
 )
 def no_env_files(doc: Document, ctx: Context) -> Iterator[Violation]:

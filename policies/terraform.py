@@ -94,7 +94,11 @@ def default_tags(ctx: Context, path: str) -> set[str]:
     title="Taggable cloud resources carry the required tags",
     kinds=["terraform"],
     severity="medium",
-    rationale="Tags are how cost, ownership and PCI scope are found; an untagged resource has no owner.",
+    rationale=(
+        "In a cloud account, tags are the inventory: how cost, ownership and PCI scope are found (the "
+        "account's inventory and cost reports read nothing else); an untagged resource has no owner to "
+        "patch, review or retire it."
+    ),
     remediation="""
         Add every tag in organisation.required_tags, here or in the provider's `default_tags`:
 
@@ -103,7 +107,6 @@ def default_tags(ctx: Context, path: str) -> set[str]:
               cost-centre = "cc-1234"
             }
     """,
-    controls=["PCI-DSS-4.0:12.5.1"],
     tags=["inventory"],
     requires=["required_tags"],
 )
@@ -197,7 +200,6 @@ def region_settings(tree: Any) -> Iterator[tuple[str, dict[str, Any], str]]:
               region = "eu-west-2"
             }
     """,
-    controls=["PCI-DSS-4.0:12.5.2"],
     tags=["data-residency"],
     requires=["allowed_regions"],
 )

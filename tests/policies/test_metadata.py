@@ -1,4 +1,7 @@
-"""Every check carries complete metadata, documentation in policies/README.md and example files."""
+"""Every check carries complete metadata, documentation in policies/README.md and example files.
+
+Which controls a rule gives evidence for is the rulesets' (tests/policies/test_docs.py checks the mapping).
+"""
 from __future__ import annotations
 
 import re
@@ -13,7 +16,6 @@ PROJECT = Path(__file__).resolve().parents[2]
 FIXTURES = PROJECT / "tests" / "fixtures" / "policies"
 README = (PROJECT / "policies" / "README.md").read_text(encoding="utf-8")
 POLICIES = sorted(load_policies().values(), key=lambda p: p.id)
-CONTROL = re.compile(r"^PCI-DSS-4\.0:\d+(\.\d+)+$")
 
 
 def github_anchor(heading: str) -> str:
@@ -37,7 +39,6 @@ def test_metadata_is_complete(policy: Policy) -> None:
     assert policy.description and policy.description != policy.title, "the docstring describes it"
     assert policy.rationale
     assert re.search(r"^ {4}\S", policy.remediation, re.MULTILINE), "the remediation shows a corrected snippet"
-    assert policy.controls and all(CONTROL.match(c) for c in policy.controls)
     assert policy.help_uri.endswith("#" + policy.id.lower())
     assert policy.kinds
 
