@@ -92,7 +92,6 @@ def environment_name(job: YamlMap) -> str | None:
               steps:
                 - run: helm upgrade --install api ./chart
     """,
-    controls=["PCI-DSS-4.0:6.5.1", "PCI-DSS-4.0:6.5.4"],
     tags=["change-control"],
     params={"protected_environments": []},
 )
@@ -167,7 +166,6 @@ def _runs_gate(job: YamlMap) -> bool:
                 needs: compliance
                 environment: production
     """,
-    controls=["PCI-DSS-4.0:6.5.1", "PCI-DSS-4.0:6.2.3"],
     tags=["change-control", "paved-road"],
 )
 

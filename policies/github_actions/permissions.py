@@ -50,7 +50,6 @@ def _is_read_all(permissions: object) -> bool:
                 permissions:
                   contents: write
     """,
-    controls=["PCI-DSS-4.0:7.2.1", "PCI-DSS-4.0:7.2.2", "PCI-DSS-4.0:7.2.5"],
     tags=["ci-security", "least-privilege"],
 )
 def explicit_permissions(doc: Document, ctx: Context) -> Iterator[Violation]:
@@ -106,7 +105,6 @@ def explicit_permissions(doc: Document, ctx: Context) -> Iterator[Violation]:
               contents: read
               packages: write
     """,
-    controls=["PCI-DSS-4.0:7.2.1", "PCI-DSS-4.0:7.2.5"],
     tags=["ci-security", "least-privilege"],
     covers=["CKV2_GHA_1"],  # top-level write-all, and each job's too
 )

@@ -65,7 +65,6 @@ def _prints(piece: str, secret_envs: set[str]) -> bool:
               with:
                 password: ${{ secrets.REGISTRY_TOKEN }}
     """,
-    controls=["PCI-DSS-4.0:8.6.2", "PCI-DSS-4.0:6.3.2"],
     tags=["ci-security", "secrets"],
     params={"trusted_owners": ["actions", "github"]},
 )

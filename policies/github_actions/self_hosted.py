@@ -37,7 +37,6 @@ def _self_hosted(runs_on: object) -> bool:
               test:
                 runs-on: ubuntu-latest
     """,
-    controls=["PCI-DSS-4.0:6.5.3", "PCI-DSS-4.0:1.3.1"],
     tags=["ci-security"],
 )
 

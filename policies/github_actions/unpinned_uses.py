@@ -22,7 +22,6 @@ from .workflow import FULL_SHA, action_refs
 
             - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683  # v4.2.2
     """,
-    controls=["PCI-DSS-4.0:6.3.2"],
     tags=["supply-chain"],
     params={"allow_owners": []},
 )

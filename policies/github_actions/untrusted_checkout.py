@@ -43,7 +43,6 @@ UNTRUSTED_REF = re.compile(
                   - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683  # v4.2.2
                   - run: make test
     """,
-    controls=["PCI-DSS-4.0:6.2.4", "PCI-DSS-4.0:6.5.3"],
     tags=["ci-security"],
 )
 
