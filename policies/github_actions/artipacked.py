@@ -1,6 +1,7 @@
 """ORG-GHA-013: the checkout's token left on disk, where later steps and artifacts can take it."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from checker.documents import Document, YamlMap
@@ -8,7 +9,25 @@ from checker.policy import Context, Violation, policy
 
 from .workflow import action_name, jobs, steps
 
-UPLOADS = frozenset({"actions/upload-artifact", "actions/upload-pages-artifact"})
+# A version in a tag (`@v4.3.1`, `@v3`) or in the comment beside a SHA (`# v4.6.2`).
+_VERSION = re.compile(r"^v?(\d+)(?:\.(\d+))?")
+_VERSION_COMMENT = re.compile(r"#\s*v?(\d+)(?:\.(\d+))?")
+
+
+def _carries_git_folder(step: YamlMap, text: str) -> bool:
+    """An `actions/upload-artifact` step that can upload `.git/config`: it asks for hidden files, or it is
+    older than v4.4.0, which started leaving them out (an unreadable version counts as older)."""
+    if action_name(step.get("uses")).lower() != "actions/upload-artifact":
+        return False
+    with_ = step.get("with")
+    hidden = with_.get("include-hidden-files") if isinstance(with_, YamlMap) else None
+    if hidden is True or (isinstance(hidden, str) and hidden.strip().lower() == "true"):
+        return True
+    lines = text.splitlines()
+    line = step.line_of("uses")
+    found = _VERSION.match(str(step["uses"]).partition("@")[2].strip()) or _VERSION_COMMENT.search(
+        lines[line - 1] if 0 < line <= len(lines) else "")
+    return not found or (int(found.group(1)), int(found.group(2) or 0)) < (4, 4)
 
 
 def _persist(step: YamlMap) -> object:
@@ -45,11 +64,12 @@ def checkout_credentials_not_persisted(doc: Document, ctx: Context) -> Iterator[
 
     Leaving it out keeps the token on disk (the action's default). Writing `persist-credentials: true`
     is a deliberate choice for a job that pushes, and passes, unless the same job also uploads an
-    artifact (`actions/upload-artifact`, `actions/upload-pages-artifact`), which can carry the token
-    out with the workspace. The finding points at the checkout's `uses:`.
+    artifact that can carry `.git/config` out with the workspace: `actions/upload-artifact` before
+    v4.4.0 (which began leaving hidden files out), or any version with `include-hidden-files: true`.
+    The finding points at the checkout's `uses:`.
     """
     for job_id, job, _ in jobs(doc.data):
-        uploads = [step for _, step in steps(job) if action_name(step.get("uses")).lower() in UPLOADS]
+        uploads = [step for _, step in steps(job) if _carries_git_folder(step, doc.text)]
         for i, step in steps(job):
             if action_name(step.get("uses")).lower() != "actions/checkout":
                 continue

@@ -1,18 +1,48 @@
 """ORG-GHA-010: triggers that run an outsider's event with the repository's secrets and token."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from checker.documents import Document, YamlMap
 from checker.policy import Context, Violation, policy
 
-from .workflow import PRIVILEGED_TRIGGERS, SECRET_CONTEXT, jobs, trigger_lines, write_scopes
+from .workflow import PRIVILEGED_TRIGGERS, action_name, jobs, steps, trigger_lines, write_scopes
+
+# Actions that only call GitHub's API with the event's numbers and the repository's own configuration: a
+# workflow made of nothing else runs none of the outsider's text, which is what these triggers exist for.
+API_ONLY_ACTIONS = frozenset({"actions/labeler", "actions/first-interaction"})
+_SECRET = re.compile(r"\$\{\{[^}]*\bsecrets\s*(?:\.\s*(?!GITHUB_TOKEN\b)\w|\[)", re.IGNORECASE)
 
 
-def _exposure(workflow: YamlMap, text: str) -> list[str]:
+def _values(node: object) -> Iterator[str]:
+    """Every string value under a node (not keys, not comments)."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from _values(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _values(item)
+
+
+def _api_only(workflow: YamlMap) -> bool:
+    """The workflow has jobs, and every one is steps that are all API-only actions."""
+    all_jobs = [job for _, job, _ in jobs(workflow)]
+    for job in all_jobs:
+        job_steps = [step for _, step in steps(job)]
+        if "uses" in job or not job_steps:
+            return False
+        if any("run" in step or action_name(step.get("uses")).lower() not in API_ONLY_ACTIONS for step in job_steps):
+            return False
+    return bool(all_jobs)
+
+
+def _exposure(workflow: YamlMap) -> list[str]:
     """What an attacker who gets code or arguments into this workflow would hold."""
     exposed = []
-    if SECRET_CONTEXT.search(text):
+    if any(_SECRET.search(value) for value in _values(workflow.get("jobs"))):
         exposed.append("it reads secrets")
     scopes = [workflow.get("permissions")] + [job.get("permissions") for _, job, _ in jobs(workflow)]
     if "permissions" not in workflow and any("permissions" not in job for _, job, _ in jobs(workflow)):
@@ -48,15 +78,19 @@ def no_dangerous_triggers(doc: Document, ctx: Context) -> Iterator[Violation]:
     """The workflow is not triggered by `pull_request_target`, `workflow_run` or `issue_comment`.
 
     Each finding points at the trigger and says what makes it exploitable in this workflow: secrets it
-    reads, a token that can write, or jobs left with the default permissions. ORG-GHA-002 reports the
-    worst case, checking out the pull request's code, where it happens.
+    reads (other than the job's own token), a token that can write, or jobs left with the default
+    permissions. ORG-GHA-002 reports the worst case, checking out the pull request's code, where it happens.
+
+    A workflow whose every step is `actions/labeler` or `actions/first-interaction` passes: those call
+    GitHub's API with the event's numbers and the repository's own configuration, run nothing of the
+    pull request's, and are what `pull_request_target` exists for.
     """
-    if not isinstance(doc.data, YamlMap):
+    if not isinstance(doc.data, YamlMap) or _api_only(doc.data):
         return
     for event, line in trigger_lines(doc.data).items():
         if event not in PRIVILEGED_TRIGGERS:
             continue
-        exposed = _exposure(doc.data, doc.text)
+        exposed = _exposure(doc.data)
         why = f": {' and '.join(exposed)}" if exposed else ""
         yield Violation(f"{event} runs with the repository's secrets and token for an outsider's event{why}",
                         line, f"on.{event}")

@@ -13,7 +13,7 @@ from .workflow import action_name, jobs, run_text, steps
 
 DEPLOY_ACTIONS = re.compile(
     r"^(?:aws-actions/amazon-ecs-deploy-task-definition|aws-actions/aws-cloudformation-github-deploy|"
-    r"azure/(?:webapps-deploy|k8s-deploy|functions-action|arm-deploy|aks-set-context|container-apps-deploy-action|"
+    r"azure/(?:webapps-deploy|k8s-deploy|functions-action|arm-deploy|container-apps-deploy-action|"
     r"static-web-apps-deploy)|google-github-actions/(?:deploy-cloudrun|deploy-appengine|deploy-cloud-functions|"
     r"deploy-gke)|actions/deploy-pages|peaceiris/actions-gh-pages|jamesives/github-pages-deploy-action|"
     r"cloudflare/(?:wrangler-action|pages-action)|amondnet/vercel-action|akhileshns/heroku-deploy|"
@@ -48,17 +48,25 @@ TEARDOWN_COMMANDS = re.compile(
 GATE_COMMAND = re.compile(r"\bchecker\s+scan\b")
 
 
+def _closes(step: YamlMap) -> bool:
+    """An Azure Static Web Apps step with `action: close`: it removes a pull request's staging site."""
+    with_ = step.get("with")
+    return action_name(step.get("uses")).lower() == "azure/static-web-apps-deploy" and isinstance(with_, YamlMap) \
+        and str(with_.get("action", "")).strip().lower() == "close"
+
+
 def deploys(job: YamlMap) -> str:
     """Why a job counts as a deployment ('' when it does not): a deploy action or a deploy command.
 
-    Commands run after the job created a throwaway local cluster (kind, minikube, k3d) are tests.
+    Commands run after the job created a throwaway local cluster (kind, minikube, k3d) are tests, and a
+    deploy action told to remove what it deployed (Azure Static Web Apps' `action: close`) is a teardown.
     """
     for _, step in steps(job):
         uses = step.get("uses")
         if (isinstance(uses, str) and EPHEMERAL_CLUSTER_ACTIONS.match(uses)) or \
                 EPHEMERAL_CLUSTER_COMMANDS.search(run_text(step)):
             return ""
-        if isinstance(uses, str) and DEPLOY_ACTIONS.match(uses):
+        if isinstance(uses, str) and DEPLOY_ACTIONS.match(uses) and not _closes(step):
             return f"uses {action_name(uses)}"
         match = DEPLOY_COMMANDS.search(run_text(step))
         if match:
@@ -133,8 +141,9 @@ def _is_gate_action(uses: object) -> bool:
 
 
 def _tears_down(job: YamlMap) -> bool:
-    """The job removes a deployment (`kubectl delete`, `helm uninstall`, `terraform destroy`...)."""
-    return any(TEARDOWN_COMMANDS.search(run_text(step)) for _, step in steps(job))
+    """The job removes a deployment (`kubectl delete`, `helm uninstall`, `terraform destroy`, a deploy
+    action's close)."""
+    return any(TEARDOWN_COMMANDS.search(run_text(step)) or _closes(step) for _, step in steps(job))
 
 
 def _runs_gate(job: YamlMap) -> bool:

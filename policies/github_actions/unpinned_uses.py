@@ -1,6 +1,7 @@
 """ORG-GHA-001: actions and reusable workflows pinned to a commit."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from checker.documents import Document
@@ -8,6 +9,11 @@ from checker.policy import Context, Violation, policy
 
 from .._helpers import find_line
 from .workflow import FULL_SHA, action_refs
+
+# Reusable workflows that must be called by a release tag: slsa-github-generator reads its own version from
+# the tag to fetch its verified builder, and a SHA makes provenance generation fail (its documentation says
+# so); a tag like v2.1.0 is what its users can review.
+TAG_ONLY = re.compile(r"^slsa-framework/slsa-github-generator/\.github/workflows/[^@]+@v\d+\.\d+\.\d+$")
 
 
 @policy(
@@ -32,12 +38,14 @@ def actions_pinned(doc: Document, ctx: Context) -> Iterator[Violation]:
 
     Local actions (`./path`) are exempt; owners listed in the rule's `allow_owners` parameter
     (for example `actions`) may use tags. Docker actions must be pinned by `@sha256:` digest.
+    slsa-github-generator's reusable workflows are called by a full release tag (`@v2.1.0`), which
+    they require to build provenance; a branch or a major tag (`@v2`) is still reported.
     """
     allowed = {owner.lower() for owner in ctx.params.get("allow_owners", [])}
     for written, resource, key_line in action_refs(doc.data):
         uses = written.strip()
         line = find_line(doc.text, uses, key_line) if uses else key_line  # `uses: |` puts the value below
-        if uses.startswith("./"):
+        if uses.startswith("./") or TAG_ONLY.match(uses):
             continue
         if uses.startswith("docker://"):
             if "@sha256:" not in uses:
