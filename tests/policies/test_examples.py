@@ -65,7 +65,7 @@ def test_protected_environments_param(run_rule) -> None:
 
 def test_allow_owners_param(run_rule) -> None:
     findings, _ = run_rule(FIXTURES / "ORG-GHA-001" / "fail", "ORG-GHA-001", params={"allow_owners": ["actions"]})
-    assert where(findings) == [(W + "ci.yml", 9)]
+    assert where(findings) == [(W + "ci.yml", 9), (W + "ci.yml", 14)]
 
 
 def test_pci_label_param(run_rule) -> None:
