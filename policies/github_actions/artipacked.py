@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from checker.documents import Document, YamlMap
 from checker.policy import Context, Violation, policy
 
-from .workflow import action_name, jobs, steps
+from .workflow import action_name, alias_line, jobs, steps
 
 # A version in a tag (`@v4.3.1`, `@v3`) or in the comment beside a SHA (`# v4.6.2`).
 _VERSION = re.compile(r"^v?(\d+)(?:\.(\d+))?")
@@ -66,12 +66,15 @@ def checkout_credentials_not_persisted(doc: Document, ctx: Context) -> Iterator[
     is a deliberate choice for a job that pushes, and passes, unless the same job also uploads an
     artifact that can carry `.git/config` out with the workspace: `actions/upload-artifact` before
     v4.4.0 (which began leaving hidden files out), or any version with `include-hidden-files: true`.
-    The finding points at the checkout's `uses:`.
+    The finding points at the checkout's `uses:`, or at the `- *alias` line that uses an anchored checkout
+    step again.
     """
+    source = doc.text.splitlines()
     for job_id, job, _ in jobs(doc.data):
         uploads = [step for _, step in steps(job) if _carries_git_folder(step, doc.text)]
-        for i, step in steps(job):
-            if action_name(step.get("uses")).lower() != "actions/checkout":
+        sequence = job.get("steps")
+        for i, step in enumerate(sequence if isinstance(sequence, list) else []):
+            if not isinstance(step, YamlMap) or action_name(step.get("uses")).lower() != "actions/checkout":
                 continue
             persist = _persist(step)
             if _is_false(persist) or (persist is not None and not uploads):
@@ -79,4 +82,5 @@ def checkout_credentials_not_persisted(doc: Document, ctx: Context) -> Iterator[
             upload = f"; the job uploads an artifact that can carry it ({action_name(uploads[0]['uses'])})" \
                 if uploads else ""
             yield Violation(f"checkout in job {job_id} leaves the token in .git/config (set persist-credentials: "
-                            f"false){upload}", step.line_of("uses"), f"jobs.{job_id}.steps[{i}]")
+                            f"false){upload}", alias_line(source, sequence, i) or step.line_of("uses"),
+                            f"jobs.{job_id}.steps[{i}]")
