@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -223,9 +224,13 @@ def rules_list(ruleset_ref: str | None, base_ref: str | None, trust_repo_policie
 def rules_explain(rule_id: str, ruleset_ref: str | None, base_ref: str | None, trust_repo_policies: bool) -> None:
     """Explain one rule: what it checks, why, how to fix it, and its controls.
 
+    A Checkov check the organisation rates high or critical shows our fix with a corrected file per
+    framework; every Checkov check, its page in Checkov's policy index for each framework.
+
     \b
-    Example:
+    Examples:
       checker rules explain ORG-GHA-001
+      checker rules explain CKV_AWS_20
     """
     ruleset = scan.resolve_ruleset(ruleset_ref, Path.cwd(), _base(base_ref), trust_repo_policies)
     rules = scan.catalogue(ruleset)
@@ -245,9 +250,17 @@ def rules_explain(rule_id: str, ruleset_ref: str | None, base_ref: str | None, t
     click.echo(f"\n{rule.help or rule.description}\n")
     if rule.rationale:
         click.echo(f"Why: {rule.rationale}\n")
+    pages = [f"  {', '.join(kinds)}: {uri}" for kinds, uri in rule.pages()]  # a page per kind of file (Checkov's)
+    if rule.remediation.endswith(":") and pages:  # a check without our fix: the remediation introduces its pages
+        click.echo("How to fix:\n" + "\n".join([rule.remediation, *pages]))
+        return
     if rule.remediation:
         click.echo(f"How to fix:\n{rule.remediation}\n")
-    if rule.help_uri:
+    for example in rule.examples:  # each corrected file, indented as the remediations' own examples are
+        click.echo(f"{example.heading()}\n{textwrap.indent(example.text.rstrip(), '    ')}\n")
+    if pages:
+        click.echo("More:\n" + "\n".join(pages))
+    elif rule.help_uri:
         click.echo(f"More: {rule.help_uri}")
 
 

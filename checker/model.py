@@ -7,7 +7,7 @@ import enum
 import hashlib
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Literal, NamedTuple, get_args
 
 from checker.change import Change
 
@@ -88,6 +88,32 @@ class Location:
 
 
 @dataclasses.dataclass(frozen=True)
+class Example:
+    """A whole corrected file that passes a rule, written for one kind of file (our Checkov fixes,
+    checker/fixes): `rules explain` and SARIF help show it, the text report points at it."""
+
+    name: str  # the kind of file it is written as, in its engine's words (Checkov's framework: terraform)
+    label: str  # what it is, for people: "Terraform configuration"
+    language: str  # the Markdown code fence's language: hcl, yaml, dockerfile or text
+    text: str  # the whole file
+    kinds: tuple[str, ...]  # the rule's kinds whose findings it fixes (a Terraform file fixes terraform_json's too)
+
+    def heading(self) -> str:
+        """How reports introduce it: `A corrected Terraform configuration (for terraform and terraform_json files):`."""
+        kinds = self.kinds
+        fits = kinds[0] if len(kinds) == 1 else f"{', '.join(kinds[:-1])} and {kinds[-1]}" if kinds else ""
+        return f"A corrected {self.label}" + (f" (for {fits} files):" if fits else ":")
+
+
+class FixHint(NamedTuple):
+    """How a report says in brief what to do about a finding (`Rule.fix_hint`)."""
+
+    text: str  # what to do, on one line
+    example: str = ""  # a one-line example the text introduces, for the line under it
+    link: str = ""  # the rule's page for the finding's kind of file, where the text does not name it
+
+
+@dataclasses.dataclass(frozen=True)
 class Rule:
     """A rule as the ruleset selects it, whatever engine checks it."""
 
@@ -97,7 +123,7 @@ class Rule:
     engine: str
     description: str = ""
     remediation: str = ""
-    help_uri: str = ""
+    help_uri: str = ""  # the rule's page; for a finding, `help_uri_for` its kind
     tags: tuple[str, ...] = ()
     controls: tuple[str, ...] = ()
     kinds: tuple[str, ...] = ()
@@ -105,20 +131,49 @@ class Rule:
     help: str = ""  # the full help text (a Python check's docstring); description is its first paragraph
     rationale: str = ""
     covers: tuple[str, ...] = ()  # other engines' rules whose class of issue this one finds too (Policy.covers)
+    examples: tuple[Example, ...] = ()  # corrected files, one per kind of file they are written as
+    # (kind, page) where the page depends on the kind of file the finding is in (Checkov's policy index has a
+    # page per framework); empty when help_uri is the one page
+    help_uris: tuple[tuple[str, str], ...] = ()
 
-    def fix_hint(self) -> tuple[str, str]:
-        """(first paragraph of the remediation on one line, the one-line example it introduces or '').
+    def help_uri_for(self, kind: str) -> str:
+        """The rule's page for a finding of that kind (help_uri when the kind has none of its own, or is '')."""
+        return next((uri for of, uri in self.help_uris if of == kind), self.help_uri)
+
+    def pages(self) -> list[tuple[tuple[str, ...], str]]:
+        """Each page of `help_uris` with the kinds it is the page of, in the order of the rule's kinds."""
+        kinds: dict[str, list[str]] = {}
+        for kind, uri in self.help_uris:
+            kinds.setdefault(uri, []).append(kind)
+        return [(tuple(of), uri) for uri, of in kinds.items()]
+
+    def example_for(self, kind: str) -> Example | None:
+        """The corrected file that fits a finding of that kind, if there is one."""
+        return next((e for e in self.examples if kind in e.kinds), None)
+
+    def fix_hint(self, kind: str = "") -> FixHint:
+        """What to do about a finding of that kind (`Finding.kind`), in brief: the first paragraph of the
+        remediation on one line, with the one-line example it introduces.
 
         A paragraph that introduces a longer example ends by pointing at `checker rules explain`,
-        which shows it, rather than at a colon with nothing after it.
+        which shows it, rather than at a colon with nothing after it. For a rule whose page depends on
+        the kind (`help_uris`), the page for this kind is the link; a remediation that is one paragraph
+        ending in a colon introduces it ("See the Checkov policy index for X: <page>"), and a corrected
+        file that fits the kind is pointed at too.
         """
         paragraphs = re.split(r"\n\s*\n", self.remediation.strip())
         hint = " ".join(paragraphs[0].split())
-        if not hint.endswith(":"):
-            return hint, ""
-        if len(paragraphs) > 1 and len(paragraphs[1].strip().splitlines()) == 1:
-            return hint, paragraphs[1].strip()
-        return f"{hint[:-1]} (`checker rules explain {self.id}` shows how).", ""
+        link = self.help_uri_for(kind) if self.help_uris else ""
+        if hint.endswith(":"):
+            if len(paragraphs) > 1 and len(paragraphs[1].strip().splitlines()) == 1:
+                return FixHint(hint, paragraphs[1].strip(), link)
+            if link and len(paragraphs) == 1:
+                return FixHint(f"{hint} {link}")
+            hint = f"{hint[:-1]} (`checker rules explain {self.id}` shows how)."
+        example = self.example_for(kind)
+        if example is not None:
+            hint += f" `checker rules explain {self.id}` shows a corrected {example.label}."
+        return FixHint(hint, "", link)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,6 +211,11 @@ class Finding:
     suppression: Suppression | None = None
     fingerprint: str = ""
     baseline_state: BaselineState = ""
+    # The kind of file it was found in, one of its rule's `kinds` and in the same words (reports pick the rule's
+    # page and corrected file for it): Checkov's framework for a Checkov finding (terraform_json, helm, ...;
+    # many have no `Kind`, so a str), the document's `Kind` value for ours. Not part of its identity or
+    # fingerprint, which stay what they were. "" when not known (findings read back from SARIF).
+    kind: str = ""
 
     @property
     def is_open(self) -> bool:

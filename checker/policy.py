@@ -65,7 +65,6 @@ class Policy:
     remediation: str
     check: CheckFunction
     rationale: str = ""
-    controls: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     requires: tuple[str, ...] = ()
@@ -101,7 +100,6 @@ def policy(
     severity: str,
     remediation: str,
     rationale: str = "",
-    controls: Sequence[str] = (),
     tags: Sequence[str] = (),
     params: Mapping[str, Any] | None = None,
     requires: Sequence[str] = (),
@@ -114,7 +112,7 @@ def policy(
         return Policy(
             id=id, title=title, kinds=tuple(Kind(k) for k in kinds), severity=Severity(severity),
             remediation=inspect.cleandoc(remediation), check=func, rationale=rationale,
-            controls=tuple(controls), tags=tuple(tags), params=dict(params or {}), requires=tuple(requires),
+            tags=tuple(tags), params=dict(params or {}), requires=tuple(requires),
             help_uri=help_uri or f"{README_URL}#{id.lower()}", covers=tuple(covers),
         )
 

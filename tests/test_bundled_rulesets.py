@@ -235,8 +235,7 @@ def test_every_control_has_a_title(name: str) -> None:
             assert spec["title"].strip(), f"{name}: {framework} {control_id} has no title"
             assert spec["rules"], f"{name}: {framework} {control_id} maps no rules"
             assert len(spec["title"]) <= 120, f"{name}: {framework} {control_id}: keep titles short"
-        # Controls that the checks carry themselves (policies/) need a title here too, or
-        # SARIF taxonomies show a bare number.
+        # Every control a selected rule carries needs a title here, or SARIF taxonomies show a bare number.
         carried = {c for r in selected(name).values() for c in controls_of(r, framework)}
         untitled = sorted(carried - set(controls))
         assert not untitled, f"{name}: {framework} controls without a title: {untitled}"

@@ -1,4 +1,5 @@
-"""A non-editable install carries the bundled rulesets, the ruleset schema and the policies."""
+"""A non-editable install carries the bundled rulesets, the ruleset schema, the policies and our fixes for
+Checkov's checks (checker/fixes/*.yaml)."""
 from __future__ import annotations
 
 import os
@@ -16,7 +17,11 @@ def test_wheel_installs_and_runs_outside_the_source_tree(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"checker/rulesets/org-baseline.yaml", "checker/ruleset/schema.json",
             "checker/policies/kubernetes.py", "checker/cli.py", "checker/evidence/gate-decision.schema.json",
-            "checker/policies/change.py", "checker/policies/github_actions/workflow.py"} <= names
+            "checker/policies/change.py", "checker/policies/github_actions/workflow.py",
+            "checker/fixes/__init__.py"} <= names
+    fixes = {f"checker/fixes/{p.name}" for p in (PROJECT / "checker" / "fixes").glob("*.yaml")}
+    assert fixes, "checker/fixes holds no data"
+    assert fixes <= names, "every file of checker/fixes is in the wheel"
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=300)
@@ -28,3 +33,7 @@ def test_wheel_installs_and_runs_outside_the_source_tree(tmp_path):
                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert listed.returncode == 0, listed.stderr
     assert "ORG-K8S-001" in listed.stdout
+    explained = subprocess.run([sys.executable, "-m", "checker", "rules", "explain", "CKV_AWS_20", "-r",
+                                "org-baseline"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert explained.returncode == 0, explained.stderr
+    assert "A corrected Terraform configuration" in explained.stdout, "the installed package reads its fixes"

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from checker import settings
+from checker import fixes, settings
 from checker.cache import Cache, Digests, default_folder, key
 from checker.discover import Discovery, within
 from checker.documents import TaggedStr, YamlMap
@@ -114,7 +114,44 @@ _MISREAD: Mapping[str, Mapping[str, tuple[str, ...]]] = {
 _READS: Mapping[str, tuple[str, ...]] = {"terraform": (".tf", ".hcl"), "terraform_json": (".tf.json",)}
 # Frameworks Checkov runs file by file, so a crash can be narrowed down to the file.
 _PER_FILE = frozenset(RUNNERS) - {"terraform", "terraform_json", "kustomize", "helm"}
-_GUIDE = "https://www.checkov.io/5.Policy%20Index/all.html"
+# Each framework's page in Checkov's policy index: the files of docs/5.Policy Index/ in bridgecrewio/checkov
+# (listed with find_files, and at the commit 03d5fdad of 2026-08-20: all, ansible, argo_workflows, arm,
+# azure_pipelines, bicep, bitbucket_configuration, bitbucket_pipelines, circleci_pipelines, cloudformation,
+# dockerfile, github_actions, github_configuration, gitlab_ci, gitlab_configuration, kubernetes, openapi,
+# secrets, serverless, terraform; the *_configuration pages are the VCS checks we never run, and a few stale
+# capitalised pages, AWS.md, Docker.md, Kubernetes.md, exist in old commits only). A page is a table with a row
+# per check and entity; the frameworks without a page of their own are listed on the page of the files
+# they read: Terraform JSON and plans on terraform's, Helm and Kustomize (rendered manifests) on kubernetes'.
+_INDEX_PAGES: Mapping[str, str] = {
+    "terraform": "terraform", "terraform_json": "terraform", "terraform_plan": "terraform",
+    "cloudformation": "cloudformation", "serverless": "serverless", "kubernetes": "kubernetes",
+    "helm": "kubernetes", "kustomize": "kubernetes", "arm": "arm", "bicep": "bicep", "ansible": "ansible",
+    "openapi": "openapi", "dockerfile": "dockerfile", "secrets": "secrets", "github_actions": "github_actions",
+    "gitlab_ci": "gitlab_ci", "azure_pipelines": "azure_pipelines", "circleci_pipelines": "circleci_pipelines",
+    "bitbucket_pipelines": "bitbucket_pipelines", "argo_workflows": "argo_workflows",
+}
+
+
+def policy_index(check_id: str, framework: str) -> str:
+    """The check's row in Checkov's policy index page of the framework: the page's address with a text
+    fragment (`#:~:text=CKV_AWS_20`), which Chromium, Safari and Firefox scroll to and highlight. A fragment
+    matches whole words only, so CKV_AWS_2 never lands on CKV_AWS_20; check ids need no escaping in it."""
+    return f"https://www.checkov.io/5.Policy%20Index/{_INDEX_PAGES[framework]}.html#:~:text={check_id}"
+
+
+def rule_of(check_id: str, title: str, frameworks: Sequence[str], fix: fixes.Fix | None) -> Rule:
+    """A Checkov check as a rule: its title, frameworks (the rule's kinds) and its page in the policy index
+    for each; our fix (checker/fixes) as its remediation and examples, or else the pointer to that page.
+    Medium until the ruleset says otherwise (Checkov publishes no severities)."""
+    kinds = tuple(frameworks)
+    pages = tuple((kind, policy_index(check_id, kind)) for kind in kinds)
+    return Rule(
+        id=check_id, title=title, severity=Severity.MEDIUM, engine=CheckovEngine.name, description=title,
+        help_uri=pages[0][1], help_uris=pages,
+        remediation=fix.prose if fix else f"See the Checkov policy index for {check_id}:",
+        examples=fix.examples(kinds) if fix else (),
+        tags=("security", "checkov", *kinds), kinds=kinds,
+    )
 
 
 class CheckovEngine:
@@ -125,15 +162,9 @@ class CheckovEngine:
     lists_every_rule = False
 
     def catalogue(self, ruleset: Ruleset) -> dict[str, Rule]:
-        return {
-            rule_id: Rule(
-                id=rule_id, title=meta["title"], severity=Severity.MEDIUM, engine=self.name,
-                description=meta["title"], help_uri=meta["link"] or _GUIDE,
-                remediation=f"See the Checkov policy reference for {rule_id}: {meta['link'] or _GUIDE}",
-                tags=("security", "checkov", *meta["frameworks"]), kinds=tuple(meta["frameworks"]),
-            )
-            for rule_id, meta in catalogue().items()
-        }
+        ours = fixes.bundled()
+        return {rule_id: rule_of(rule_id, meta["title"], meta["frameworks"], ours.get(rule_id))
+                for rule_id, meta in catalogue().items()}
 
     def run(self, discovery: Discovery, rules: Mapping[str, Rule], ruleset: Ruleset, cache: Cache,
             progress: Progress) -> Outcome:
@@ -166,7 +197,7 @@ class CheckovEngine:
                         f"Checkov's {result.framework} parser could not read it, so it was not checked", path, 0,
                         "checkov"))
             for record in result.records:
-                outcome.findings.append(_finding(record, rules))
+                outcome.findings.append(_finding(record, rules, result.framework))
         return outcome
 
 
@@ -871,7 +902,8 @@ def _relative(root: str, path: str) -> str:
     return Path(os.path.relpath(found, os.path.realpath(root))).as_posix()
 
 
-def _finding(record: Mapping[str, Any], rules: Mapping[str, Rule]) -> Finding:
+def _finding(record: Mapping[str, Any], rules: Mapping[str, Rule], framework: str) -> Finding:
+    """A record of the framework's runner as a finding of that kind (its rule's page and fix depend on it)."""
     rule = rules[record["check_id"]]
     start = max(record["start"], 1)
     suppression = None
@@ -880,7 +912,7 @@ def _finding(record: Mapping[str, Any], rules: Mapping[str, Rule]) -> Finding:
     return Finding(
         rule_id=rule.id, severity=rule.severity, message=record["check_name"] or rule.title,
         location=Location(record["path"], start, max(record["end"], start)),
-        resource=record["resource"], suppression=suppression,
+        resource=record["resource"], suppression=suppression, kind=framework,
     )
 
 
@@ -914,7 +946,6 @@ def _is_catalogue(data: Any) -> bool:
     is the user's own, in their cache folder, and never restored from CI caches."""
     return isinstance(data, dict) and bool(data) and all(
         isinstance(meta, dict) and isinstance(meta.get("title"), str)
-        and isinstance(meta.get("link", ""), (str, type(None)))
         and isinstance(meta.get("frameworks"), list) and meta["frameworks"]
         and all(f in RUNNERS for f in meta["frameworks"])
         for meta in data.values())
@@ -925,7 +956,7 @@ def checkov_version() -> str:
 
 
 def catalogue() -> dict[str, dict[str, Any]]:
-    """Every Checkov check: title, frameworks and source link, cached per Checkov version."""
+    """Every Checkov check: title and frameworks, cached per Checkov version."""
     cache = default_folder() / f"checkov-{checkov_version()}.json"
     try:
         cached: dict[str, dict[str, Any]] = json.loads(cache.read_text())
@@ -937,11 +968,11 @@ def catalogue() -> dict[str, dict[str, Any]]:
     from checkov.docs_generator import get_checks
 
     found: dict[str, dict[str, Any]] = {}
-    for check_id, _type, _entity, title, label, link in get_checks():
+    for check_id, _type, _entity, title, label, _link in get_checks():
         frameworks = LABEL_FRAMEWORKS.get(label)
         if not frameworks:
             continue  # checks of VCS-configuration frameworks need a platform API; never run here
-        entry = found.setdefault(check_id, {"title": title, "frameworks": [], "link": link})
+        entry = found.setdefault(check_id, {"title": title, "frameworks": []})
         entry["frameworks"] = sorted({*entry["frameworks"], *frameworks}, key=list(RUNNERS).index)
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)

@@ -75,6 +75,7 @@ def _check(policy: Policy, rule: Rule, doc: Document, ctx: Context, problems: li
             Finding(
                 rule_id=rule.id, severity=rule.severity, message=v.message, resource=v.resource,
                 location=Location(v.path or doc.path, max(v.line, 1), max(v.end_line or v.line, v.line, 1)),
+                kind=doc.kind,  # the kind of document checked, even when the violation names another file
             )
             for v in policy.run(doc, ctx)
         ]
@@ -151,7 +152,7 @@ def parse_dockerfile(text: str) -> list[Instruction]:
 def _rule(p: Policy, organisation: Mapping[str, Any]) -> Rule:
     return Rule(
         id=p.id, title=p.title, severity=p.severity, engine=PythonEngine.name, description=p.description,
-        remediation=p.remediation, help_uri=p.help_uri, tags=("security", *p.tags), controls=p.controls,
+        remediation=p.remediation, help_uri=p.help_uri, tags=("security", *p.tags),
         kinds=tuple(k.value for k in p.kinds), inactive_reason=p.inactive_reason(organisation),
         help=p.help, rationale=p.rationale, covers=p.covers,
     )

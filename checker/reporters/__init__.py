@@ -4,15 +4,16 @@
 for. The CLI makes `--format NAME` and `--NAME-output FILE` from it, and
 tests/test_formats.py fails when a format lacks its reporter, its option or its README line.
 Adding a format: a module here with `render(result) -> str`, a member below, a README row.
-What several formats say alike (`gap_hint`) is here too.
+What several formats say alike (`gap_hint`, `help_uri_of`) is here too.
 """
 from __future__ import annotations
 
+import collections
 import enum
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
-from checker.model import Problem, Rule, ScanResult
+from checker.model import Finding, Problem, Rule, ScanResult
 
 Renderer = Callable[[ScanResult], str]
 
@@ -67,3 +68,20 @@ def gap_hint(problem: Problem, rules: Mapping[str, Rule]) -> tuple[str, str]:
     accept = ("To accept the gap deliberately, exclude the check in the ruleset (if a base layer locks it, "
               "only that layer can):")
     return f"{ground} {accept}", f"checks: {{exclude: [{problem.rule}]}}"
+
+
+def help_uri_of(rule: Rule, findings: Iterable[Finding]) -> str:
+    """The one page a report names for a rule as a whole (SARIF's helpUri, a JUnit suite's help_uri): its
+    page for the kind of file most of its `findings` (this report's of the rule) are in, the first of its
+    kinds on a tie.
+
+    A Checkov check run on several frameworks has a page per framework (`Rule.help_uris`), and a rule
+    has one helpUri: the page a developer needs is the one of the files they have (a CloudFormation
+    repository, the CloudFormation page), whichever framework Checkov lists first. Without findings, or
+    for a rule with one page, it is `help_uri`.
+    """
+    counts = collections.Counter(f.kind for f in findings if f.kind in rule.kinds)
+    if not counts:
+        return rule.help_uri
+    kind = min(counts, key=lambda k: (-counts[k], rule.kinds.index(k)))
+    return rule.help_uri_for(kind)

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 
 from checker.model import Finding, Problem, Rule, ScanResult
 from checker.output import printable
+from checker.reporters import help_uri_of
 
 PROBLEMS_SUITE = "checker.problems"
 # Characters XML 1.0 cannot carry, even escaped, that `printable` leaves (it escapes the controls).
@@ -61,7 +62,7 @@ def _rule_suite(result: ScanResult, rule_id: str, findings: Sequence[Finding]) -
     rule = result.rules.get(rule_id)
     suite = ET.Element("testsuite", name=_clean(rule_id))
     props = ET.SubElement(suite, "properties")
-    for name, value in _rule_properties(result, rule, findings[0]):
+    for name, value in _rule_properties(result, rule, findings):
         ET.SubElement(props, "property", name=name, value=_clean(value))
     names = _case_names(findings)
     failures = skipped = 0
@@ -81,14 +82,16 @@ def _rule_suite(result: ScanResult, rule_id: str, findings: Sequence[Finding]) -
     return suite
 
 
-def _rule_properties(result: ScanResult, rule: Rule | None, first: Finding) -> list[tuple[str, str]]:
+def _rule_properties(result: ScanResult, rule: Rule | None, findings: Sequence[Finding]) -> list[tuple[str, str]]:
+    first = findings[0]
     props = [("title", rule.title if rule else first.rule_id),
              ("severity", first.severity.value),
              ("engine", rule.engine if rule else "")]
     if rule and rule.controls:
         props.append(("controls", ", ".join(rule.controls)))
-    if rule and rule.help_uri:
-        props.append(("help_uri", rule.help_uri))
+    page = help_uri_of(rule, findings) if rule else ""
+    if page:
+        props.append(("help_uri", page))
     props += [("ruleset", result.ruleset.name), ("ruleset_version", str(result.ruleset.version)),
               ("ruleset_digest", f"sha256:{result.ruleset.digest}")]
     return props
@@ -110,11 +113,12 @@ def _failure_text(finding: Finding, rule: Rule | None) -> str:
              f"severity: {finding.severity.value}"]
     if finding.resource:
         lines.append(f"resource: {_clean(finding.resource)}")
-    hint = fix_hint(rule)
+    hint = fix_hint(rule, finding.kind)
     if hint:
         lines.append(f"fix: {_clean(hint)}")
-    if rule and rule.help_uri and rule.help_uri not in hint:
-        lines.append(f"more: {_clean(rule.help_uri)}")
+    page = rule.help_uri_for(finding.kind) if rule else ""
+    if page and page not in hint:
+        lines.append(f"more: {_clean(page)}")
     return "\n".join(lines)
 
 
@@ -134,12 +138,13 @@ def _skipped_text(finding: Finding) -> str:
     return "\n".join(lines)
 
 
-def fix_hint(rule: Rule | None) -> str:
-    """The first paragraph of the rule's remediation, on one line.
+def fix_hint(rule: Rule | None, kind: str = "") -> str:
+    """The first paragraph of the rule's remediation, on one line, for a finding of that kind (`Rule.fix_hint`).
 
-    A paragraph that ends in a colon introduces an example: a one-line example is kept with it.
+    A paragraph that ends in a colon introduces an example: a one-line example is kept with it. The rule's
+    page for the kind, where it is not in the text, is the failure's `more:` line.
     """
-    text, example = rule.fix_hint() if rule else ("", "")
+    text, example, _ = rule.fix_hint(kind) if rule else ("", "", "")
     return f"{text} {example}" if example else text
 
 

@@ -24,6 +24,7 @@ from checker.output import printable
 TOP = 50
 EXPIRING_DAYS = 14
 MESSAGE_WIDTH = 240
+FIX_WIDTH = 480  # our fixes for Checkov's checks run to some 400 characters, and a fix cut short misleads
 MAX_NOTES = 20  # GitHub truncates a step summary over 1 MiB: every section is bounded
 # Punctuation that would make scanned text a link, an image, emphasis, code or an escape.
 _MARKUP = re.compile(r"([\\`*_\[\]~])")
@@ -110,17 +111,20 @@ def _counts(result: ScanResult) -> list[list[str]]:
 
 def _finding_row(result: ScanResult, f: Finding) -> list[str]:
     rule = result.rules.get(f.rule_id)
-    rule_cell = f"[{_code(f.rule_id)}]({rule.help_uri})" if rule and rule.help_uri else _code(f.rule_id)
+    page = rule.help_uri_for(f.kind) if rule else ""  # for its kind of file: a Checkov check has a page per framework
+    rule_cell = f"[{_code(f.rule_id)}]({page})" if page else _code(f.rule_id)
     return [f.severity.value, rule_cell, _location(result, f), _code(f.resource) if f.resource else "",
-            _text(_shorten(f.message)), _fix(rule)]
+            _text(_shorten(f.message)), _fix(rule, f.kind)]
 
 
-def _fix(rule: Rule | None) -> str:
-    """The fix hint; empty when it only points at the rule's help page (the rule id links there)."""
-    text, example = rule.fix_hint() if rule else ("", "")
-    if rule is not None and rule.help_uri and rule.help_uri in text:
+def _fix(rule: Rule | None, kind: str) -> str:
+    """The fix hint for a finding of that kind; empty when it only points at the rule's page (the rule id
+    links there), which is also why the page a hint carries for the line under it is left out."""
+    text, example, _ = rule.fix_hint(kind) if rule else ("", "", "")
+    page = rule.help_uri_for(kind) if rule else ""
+    if page and page in text:
         return ""
-    return _prose(_shorten(text)) + (f" {_code(_shorten(example))}" if example else "")
+    return _prose(_shorten(text, FIX_WIDTH)) + (f" {_code(_shorten(example))}" if example else "")
 
 
 def _location(result: ScanResult, f: Finding) -> str:

@@ -23,7 +23,7 @@ import sarif_om as om
 from checker import output
 from checker.engines.registry import ENGINES
 from checker.model import FINGERPRINT_KEY, Finding, Problem, Rule, ScanResult
-from checker.reporters import gap_hint
+from checker.reporters import gap_hint, help_uri_of
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/paved-road/checker"
@@ -52,6 +52,9 @@ def build(result: ScanResult, alerts_only: bool = False) -> om.SarifLog:
     listed = {engine.name for engine in ENGINES if engine.lists_every_rule}
     rules = [r for r in rules if r.id in reported or r.engine in listed]
     index = {r.id: i for i, r in enumerate(rules)}
+    found: dict[str, list[Finding]] = {}
+    for f in result.findings:  # every finding, as the rules are the same in both views
+        found.setdefault(f.rule_id, []).append(f)
     taxonomies = _taxonomies(result, rules)
     refs = _taxon_refs(rules, taxonomies)
     prefix = repo_prefix(result)
@@ -62,7 +65,7 @@ def build(result: ScanResult, alerts_only: bool = False) -> om.SarifLog:
         tool=om.Tool(driver=om.ToolComponent(
             name="checker", semantic_version=result.versions.get("checker"),
             version=result.versions.get("checker"), information_uri=INFORMATION_URI,
-            rules=[_rule(r, refs[r.id]) for r in rules],
+            rules=[_rule(r, refs[r.id], help_uri_of(r, found.get(r.id, ()))) for r in rules],
             supported_taxonomies=[om.ToolComponentReference(name=t.name, index=i)
                                   for i, t in enumerate(taxonomies)] or None,
         )),
@@ -151,22 +154,25 @@ def _taxon_refs(rules: list[Rule], taxonomies: list[om.ToolComponent]) -> dict[s
     return refs
 
 
-def _rule(rule: Rule, taxa: list[Any]) -> om.ReportingDescriptor:
+def _rule(rule: Rule, taxa: list[Any], help_uri: str) -> om.ReportingDescriptor:
+    """A rule's descriptor; `help_uri` is its page for the kind of file most of its findings are in
+    (`help_uri_of`), and its help names every page and shows every corrected file (`_how_to_fix`)."""
     markdown = f"**{rule.title}**\n\n{rule.help or rule.description}\n\n"
     if rule.rationale:
         markdown += f"**Why**: {rule.rationale}\n\n"
-    if rule.remediation:
-        markdown += f"**How to fix**\n\n{rule.remediation}\n\n"
+    fix_text, fix_markdown = _how_to_fix(rule)
+    if fix_markdown:
+        markdown += f"**How to fix**\n\n{fix_markdown}\n\n"
     if rule.controls:
         markdown += "**Controls**: " + ", ".join(rule.controls) + "\n"
     why = f" Why: {rule.rationale}" if rule.rationale else ""
-    text = f"{rule.title}. {rule.help or rule.description}{why} How to fix: {rule.remediation}".strip()
+    text = f"{rule.title}. {rule.help or rule.description}{why} How to fix: {fix_text}".strip()
     return om.ReportingDescriptor(
         id=rule.id, name=_pascal(rule.title),
         short_description=om.MultiformatMessageString(text=_sentence(rule.title)),
         full_description=om.MultiformatMessageString(text=_sentence(rule.description or rule.title)),
         help=om.MultiformatMessageString(text=text, markdown=markdown.strip()),
-        help_uri=rule.help_uri or None,
+        help_uri=help_uri or None,
         default_configuration=om.ReportingConfiguration(level=rule.severity.sarif_level),
         properties={
             "tags": sorted(set(rule.tags) | {"security"}),
@@ -177,6 +183,33 @@ def _rule(rule: Rule, taxa: list[Any]) -> om.ReportingDescriptor:
         },
         relationships=[om.ReportingDescriptorRelationship(target=ref, kinds=["relevant"]) for ref in taxa] or None,
     )
+
+
+def _how_to_fix(rule: Rule) -> tuple[str, str]:
+    """The remediation as help text and Markdown: for a rule with corrected files (our fixes for Checkov's
+    checks), each file after it, fenced with its language in Markdown; for a rule with a page per kind of
+    file, every page (the remediation of a check without our fix ends in a colon that introduces them).
+
+    A rule's help is one for all its findings, so it shows every kind's file and page; which one fits a
+    finding is the text report's and `rules explain`'s to say.
+    """
+    text, markdown = rule.remediation, rule.remediation
+    for example in rule.examples:
+        text += f"\n\n{example.heading()}\n\n{example.text.rstrip()}"
+        markdown += f"\n\n{example.heading()}\n\n{_fenced(example.text, example.language)}"
+    pages = rule.pages()
+    if pages:
+        listed = "; ".join(f"{', '.join(kinds)}: {uri}" for kinds, uri in pages)
+        linked = ", ".join(f"[{', '.join(kinds)}]({uri})" for kinds, uri in pages)
+        more = " " if rule.remediation.endswith(":") else "\n\nMore: "
+        text, markdown = f"{text}{more}{listed}", f"{markdown}{more}{linked}"
+    return text, markdown
+
+
+def _fenced(text: str, language: str) -> str:
+    """A Markdown code block, its fence longer than any run of backticks in the text."""
+    fence = "`" * max([3, *(len(run) + 1 for run in re.findall(r"`+", text))])
+    return f"{fence}{language}\n{text.rstrip()}\n{fence}"
 
 
 def _result(f: Finding, index: dict[str, int], prefix: str, taxa: list[Any]) -> om.Result:

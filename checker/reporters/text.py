@@ -1,5 +1,9 @@
 """Human-readable report: findings grouped by file, a fix hint each, counts and the verdict.
 
+A fix hint fits the kind of file the finding is in (`Rule.fix_hint`): a Checkov check found in a
+CloudFormation template points at the CloudFormation page of Checkov's policy index, and at our
+corrected CloudFormation template when checker/fixes has one.
+
 Under a check that raised (Checkov's on a valid file, say), the hint says which of our rules cover its
 ground and how to leave it out (`gap_hint`).
 
@@ -49,9 +53,10 @@ def _finding(f: Finding, result: ScanResult) -> str:
     if f.baseline_state == "unchanged":
         return text + click.style("  [in baseline]", dim=True)
     rule = result.rules.get(f.rule_id)
-    hint, example = map(printable, rule.fix_hint()) if rule else ("", "")
+    hint, example, link = map(printable, rule.fix_hint(f.kind)) if rule else ("", "", "")
+    below = example or link  # the one-line example, or the rule's page for this kind of file
     if hint:
-        text += "\n" + click.style(f"{'':16}fix: {hint}" + (f"\n{'':21}{example}" if example else ""), dim=True)
+        text += "\n" + click.style(f"{'':16}fix: {hint}" + (f"\n{'':21}{below}" if below else ""), dim=True)
     return text
 
 

@@ -4,8 +4,10 @@ Built by hand from the real model objects, without running a scan: every time, v
 in it is fixed here, so the rendered outputs are the same on every machine and every day. The
 ruleset is loaded with the real loader from tests/golden/ruleset.yaml (its name, version, digest
 and layers are real); the ORG-* rules come from the python engine's catalogue (their text is the
-policies' own, so editing a policy's docstring changes the expected outputs); the one Checkov
-rule is made here, so the outputs do not change with Checkov's version.
+policies' own, so editing a policy's docstring changes the expected outputs); the two Checkov
+rules are made here by the engine's own `rule_of`, from a title, frameworks and a fix written here (one
+has our fix, one has not), so the outputs change with the link scheme and the rendering of fixes, not
+with Checkov's version or checker/fixes' data.
 
 When ScanResult (or Finding, Change, ...) changes shape, adapt `canonical_result` alone.
 """
@@ -17,7 +19,8 @@ from pathlib import Path
 
 from checker.change import Change, Ticket
 from checker.discover import Source
-from checker.engines import python
+from checker.engines import checkov, python
+from checker.fixes import Fix
 from checker.gate import decide
 from checker.model import Finding, Kind, Location, Problem, Rule, ScanResult, Severity, Suppression, with_fingerprints
 from checker.ruleset import Ruleset, load_ruleset, select_rules
@@ -32,12 +35,24 @@ ROOT = f"{TOPLEVEL}/payments"  # the scanned folder, below the top (results are 
 COMMIT = "3f2c9a1e8b7d6c5f4a3b2c1d0e9f8a7b6c5d4e3f"
 BRANCH = "feature/PAY-1234-rotate-keys"
 
-CHECKOV_RULE = Rule(
-    id="CKV_K8S_20", title="Containers should not run with allowPrivilegeEscalation", severity=Severity.MEDIUM,
-    engine="checkov", description="Containers should not run with allowPrivilegeEscalation",
-    remediation="See the Checkov policy reference for CKV_K8S_20: https://checkov.example.com/CKV_K8S_20",
-    help_uri="https://checkov.example.com/CKV_K8S_20", tags=("security", "checkov", "kubernetes", "helm"),
-    kinds=("kubernetes", "helm"),
+MANIFEST = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: example
+spec:
+  containers:
+    - name: app
+      image: registry.example.com/app:1.0.0
+      securityContext:
+        allowPrivilegeEscalation: false  # no setuid escalation
+"""
+CHECKOV_RULES: tuple[Rule, ...] = (
+    checkov.rule_of("CKV_K8S_20", "Containers should not run with allowPrivilegeEscalation", ("kubernetes", "helm"),
+                    Fix("CKV_K8S_20", "Set `securityContext.allowPrivilegeEscalation: false` on every container.",
+                        (("kubernetes", MANIFEST),), "golden")),
+    checkov.rule_of("CKV_DOCKER_2", "Ensure that HEALTHCHECK instructions have been added to container images",
+                    ("dockerfile",), None),
 )
 
 
@@ -51,7 +66,7 @@ def canonical_result() -> ScanResult:
     unchanged and new against a baseline, fixed since it, problems with and without a place, notes,
     and a change with its commit, branch, tickets and CI."""
     ruleset = golden_ruleset()
-    catalogue = {**python.ENGINE.catalogue(ruleset), CHECKOV_RULE.id: CHECKOV_RULE}
+    catalogue = {**python.ENGINE.catalogue(ruleset), **{rule.id: rule for rule in CHECKOV_RULES}}
     rules = select_rules(ruleset, catalogue)
 
     ci_yml, release = ".github/workflows/ci.yml", ".github/workflows/release.yml"
@@ -61,33 +76,37 @@ def canonical_result() -> ScanResult:
         Finding("ORG-GHA-002", Severity.CRITICAL,
                 "pull_request_target workflow checks out the untrusted head "
                 "(ref: ${{ github.event.pull_request.head.sha }})",
-                Location(release, 12, 12), "jobs.publish.steps[0].with.ref"),
+                Location(release, 12, 12), "jobs.publish.steps[0].with.ref", kind="github-actions"),
         Finding("ORG-GHA-001", Severity.HIGH, "actions/setup-node is pinned to v4, not a full commit SHA",
-                Location(ci_yml, 18, 18), "jobs.build.steps[1].uses"),
+                Location(ci_yml, 18, 18), "jobs.build.steps[1].uses", kind="github-actions"),
         Finding("ORG-GHA-001", Severity.HIGH, "actions/cache is pinned to v3, not a full commit SHA",
-                Location(ci_yml, 31, 31), "jobs.build.steps[4].uses"),
+                Location(ci_yml, 31, 31), "jobs.build.steps[4].uses", kind="github-actions"),
         Finding("ORG-GHA-004", Severity.MEDIUM,
                 "job build runs with the default token permissions; declare `permissions:` for the workflow or the job",
-                Location(ci_yml, 9, 9), "jobs.build"),
+                Location(ci_yml, 9, 9), "jobs.build", kind="github-actions"),
         Finding("ORG-K8S-001", Severity.HIGH,
                 "image docker.io/payments/api:1.4 is not from an approved registry (registry.example.com)",
                 Location(manifest, 20, 20), "Deployment/payments-api.spec.template.spec.containers[0].image",
-                suppression=Suppression("inSource", "vendor image, mirrored in PAY-9", f"{manifest}:19")),
+                suppression=Suppression("inSource", "vendor image, mirrored in PAY-9", f"{manifest}:19"),
+                kind="kubernetes"),
         Finding("CKV_K8S_20", Severity.HIGH, "Containers should not run with allowPrivilegeEscalation",
-                Location(manifest, 14, 31), "Deployment.default.payments-api"),
+                Location(manifest, 14, 31), "Deployment.default.payments-api", kind="kubernetes"),
         Finding("ORG-K8S-002", Severity.LOW, "Deployment/payments-api lacks required label(s): team",
-                Location(manifest, 4, 4), "Deployment/payments-api.metadata.labels"),
+                Location(manifest, 4, 4), "Deployment/payments-api.metadata.labels", kind="kubernetes"),
         Finding("ORG-DOCKER-001", Severity.HIGH,
                 "base image python:3.12-slim is not from an approved registry (registry.example.com)",
                 Location(dockerfile, 1, 1), "FROM python:3.12-slim",
                 suppression=Suppression(
                     "external", "The base image is rebuilt by the platform team until the mirror carries it",
-                    "ruleset.yaml:40", approved_by="security-lead@example.com", expires="2026-03-11",
-                    paths=("services/payments api/**",), ticket="SEC-42")),
+                    "ruleset.yaml:42", approved_by="security-lead@example.com", expires="2026-03-11",
+                    paths=("services/payments api/**",), ticket="SEC-42"), kind="dockerfile"),
+        Finding("CKV_DOCKER_2", Severity.LOW,
+                "Ensure that HEALTHCHECK instructions have been added to container images",
+                Location(dockerfile, 1, 14), "services/payments api/Dockerfile.", kind="dockerfile"),
         Finding("ORG-REPO-001", Severity.MEDIUM, "the repository has no CODEOWNERS file",
-                Location(".github/CODEOWNERS", 1, 1), "repository"),
+                Location(".github/CODEOWNERS", 1, 1), "repository", kind="repo"),
         Finding("ORG-REPO-003", Severity.INFO, "the repository has no SECURITY.md",
-                Location("SECURITY.md", 1, 1), "repository"),
+                Location("SECURITY.md", 1, 1), "repository", kind="repo"),
     ]
     # As scan.run does: fingerprints, then the baseline marks each finding new or unchanged.
     findings = tuple(dataclasses.replace(f, baseline_state="unchanged" if f.location.start_line == 31 else "new")
@@ -120,7 +139,7 @@ def canonical_result() -> ScanResult:
         fail_on=ruleset.fail_on,
         decision=decide(findings, problems, ruleset.fail_on),  # as scan.run makes it, once
         notes=("2 path(s) left out by .gitignore or the ruleset's ignore: build/app.yaml, node_modules/x/action.yml",
-               "waiver for ORG-DOCKER-001 (ruleset.yaml:40) expires on 2026-03-11, in 9 day(s)"),
+               "waiver for ORG-DOCKER-001 (ruleset.yaml:42) expires on 2026-03-11, in 9 day(s)"),
         fixed=("ORG-GHA-001 .github/workflows/deploy.yml",),
         baseline_digest="5d41402abc4b2a76b9719d911017c592" * 2,
         change=change,

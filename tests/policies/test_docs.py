@@ -114,14 +114,3 @@ def test_remediation_snippets_become_fenced_blocks_in_the_rules_language() -> No
 @pytest.mark.parametrize("policy", POLICIES, ids=lambda p: p.id)
 def test_every_rule_is_mapped_to_a_pci_dss_requirement(policy: Policy) -> None:
     assert pci_controls(policy.id), f"map {policy.id} under `controls:` in rulesets/pci-dss-4.0.yaml"
-
-
-# Until the lead removes `controls` from `policy()`: what a check still declares is in the ruleset, so
-# removing it from the check loses no mapping. This test goes with Policy.controls.
-DECLARING = [p for p in POLICIES if p.controls]
-
-
-@pytest.mark.parametrize("policy", DECLARING, ids=lambda p: p.id)
-def test_controls_a_check_still_declares_are_in_the_ruleset(policy: Policy) -> None:
-    mapped = {f"PCI-DSS-4.0:{control}" for control in pci_controls(policy.id)}
-    assert set(policy.controls) <= mapped, f"{policy.id}: add {sorted(set(policy.controls) - mapped)} to pci-dss-4.0"
