@@ -130,7 +130,7 @@ def run(options: Options, today: datetime.date | None = None) -> ScanResult:
     cache.trim()
     notes.extend(cache.notes)
     suppressed = suppress.apply(findings, root, ruleset.waivers, ruleset.allow_inline, ruleset.forbid_inline,
-                                today or datetime.date.today())
+                                today or datetime.date.today(), problems)
     notes.extend(suppressed.notes)
     inactive = [r.id for r in rules.values() if r.inactive_reason]
     if inactive:
@@ -141,7 +141,7 @@ def run(options: Options, today: datetime.date | None = None) -> ScanResult:
     if known is not None:
         final, fixed = baseline.apply(final, known)
     fail_on = options.fail_on or ruleset.fail_on
-    unchecked = tuple(sorted(set(problems), key=lambda p: (p.path, p.line, p.message)))
+    unchecked = tuple(sorted(set(suppressed.problems), key=lambda p: (p.path, p.line, p.message)))
     return ScanResult(
         root=str(root), ruleset=ruleset, rules=rules, findings=tuple(final), fixed=fixed, problems=unchecked,
         targets=tuple(discovery.sources), started=started, finished=timestamp(), versions=_versions(),

@@ -1,7 +1,9 @@
 """Suppressions, a stage of their own after checking: inline comments and ruleset waivers.
 
 Whether a check fired is decided by the engines; whether a finding counts is decided here.
-Suppressed findings are kept, marked with how and why, never dropped.
+Suppressed findings are kept, marked with how and why, never dropped. A waiver may also accept the gap a
+crashed check leaves (a Problem naming its rule, at one of the waiver's paths): that problem no longer
+fails the scan, and a note records which waiver accepted it, so the decision stays in the evidence.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pathspec
 
-from checker.model import Finding, Suppression
+from checker.model import Finding, Problem, Suppression
 from checker.ruleset import Waiver
 
 # `# checker:ignore ORG-GHA-001,CKV_K8S_20 -- reason` (also after `//` in HCL and JSON-ish files)
@@ -27,17 +29,20 @@ class Suppressed:
 
     findings: list[Finding]
     notes: list[str]
+    problems: list[Problem] = dataclasses.field(default_factory=list)  # those no waiver accepted
 
 
 EXPIRY_WARNING = datetime.timedelta(days=14)
 
 
 def apply(findings: Sequence[Finding], root: Path, waivers: Sequence[Waiver], allow_inline: bool,
-          forbid_inline: Sequence[str], today: datetime.date) -> Suppressed:
-    """Mark findings suppressed by an inline comment or an unexpired waiver.
+          forbid_inline: Sequence[str], today: datetime.date, problems: Sequence[Problem] = ()) -> Suppressed:
+    """Mark findings suppressed by an inline comment or an unexpired waiver, and keep the problems no
+    unexpired waiver accepts.
 
     Inline suppressions do not count when the ruleset forbids them (altogether or for the rule):
-    then only approved waivers do. Notes report waivers expired, expiring soon, or matching nothing.
+    then only approved waivers do; an inline comment never accepts a crash. Notes report waivers expired,
+    expiring soon, or matching nothing, and each crash a waiver accepted.
     """
     notes: list[str] = []
     lines = _LineCache(root)
@@ -56,13 +61,14 @@ def apply(findings: Sequence[Finding], root: Path, waivers: Sequence[Waiver], al
             if suppression:
                 finding = dataclasses.replace(finding, suppression=suppression)
         out.append(finding)
+    left = [problem for problem in problems if not _accepted(problem, prepared, today, notes, used)]
     for i, waiver in enumerate(waivers):
         if i not in used and waiver.expires >= today:
             notes.append(f"waiver for {waiver.rule} ({waiver.where}) matches no finding: a stale exception; remove it")
         elif today <= waiver.expires <= today + EXPIRY_WARNING:
             notes.append(f"waiver for {waiver.rule} ({waiver.where}) expires on {waiver.expires}, in "
                          f"{(waiver.expires - today).days} day(s)")
-    return Suppressed(out, list(dict.fromkeys(notes)))
+    return Suppressed(out, list(dict.fromkeys(notes)), left)
 
 
 class _LineCache:
@@ -113,17 +119,34 @@ class _Compiled:
         self.waiver = waiver
         self.spec = pathspec.GitIgnoreSpec.from_lines(waiver.paths) if waiver.paths else None
 
-    def covers(self, finding: Finding) -> bool:
+    def covers(self, rule: str, path: str) -> bool:
         """The waiver's rule, at one of its paths (anywhere when it names none)."""
-        if self.waiver.rule != finding.rule_id:
+        if self.waiver.rule != rule:
             return False
-        return self.spec is None or self.spec.match_file(finding.location.path)
+        return self.spec is None or self.spec.match_file(path)
+
+
+def _accepted(problem: Problem, waivers: Sequence[_Compiled], today: datetime.date, notes: list[str],
+              used: set[int]) -> bool:
+    """Whether an unexpired waiver for the rule whose check raised covers the problem's file (noted)."""
+    if not problem.rule:
+        return False  # only a check that raised leaves a gap a waiver can name
+    for i, compiled in enumerate(waivers):
+        waiver = compiled.waiver
+        if not compiled.covers(problem.rule, problem.path) or waiver.expires < today:
+            continue
+        used.add(i)
+        notes.append(f"{problem.path}: {problem.rule} could not check it ({problem.message}); the gap is accepted "
+                     f"by the waiver at {waiver.where} ({waiver.reason}; approved by {waiver.approved_by}, expires "
+                     f"{waiver.expires})")
+        return True
+    return False
 
 
 def _waiver(finding: Finding, waivers: Sequence[_Compiled], today: datetime.date,
             notes: list[str], used: set[int]) -> Suppression | None:
     for i, compiled in enumerate(waivers):
-        if not compiled.covers(finding):
+        if not compiled.covers(finding.rule_id, finding.location.path):
             continue
         waiver = compiled.waiver
         if waiver.expires < today:

@@ -21,18 +21,19 @@ CRASH = FIXTURES / "checkov-crash"
 RULESET = CRASH / "ruleset.yaml"
 KEY = "a" * 64  # signs the result cache, so a CI run (CI=true) uses it too
 
-HINT = ("To accept the gap deliberately, exclude the check in the ruleset (if a base layer locks it, only that "
-        "layer can):")
+HINT = ("To accept the gap deliberately, exclude the check in the ruleset (`checks: {{exclude: [{0}]}}`; if a base "
+        "layer locks it, only that layer can), or waive it for this file, approved and expiring:")
+WAIVER = "waivers: [{{rule: {0}, paths: [.github/workflows/ci.yml], reason: ..., approved_by: ..., expires: ...}}]"
 WHERE = ".github/workflows/ci.yml: Checkov check {} crashed on jobs.*.steps[].jobs.*.steps[], so that resource " \
         "was not checked by it [checkov]"
 TEXT = f"""\
 Could not check:
   {WHERE.format("CKV_GHA_2")}
-    fix: Our ORG-GHA-003 covers the same ground. {HINT}
-         checks: {{exclude: [CKV_GHA_2]}}
+    fix: Our ORG-GHA-003 covers the same ground. {HINT.format("CKV_GHA_2")}
+         {WAIVER.format("CKV_GHA_2")}
   {WHERE.format("CKV_GHA_4")}
-    fix: None of our own rules in this ruleset covers the same ground. {HINT}
-         checks: {{exclude: [CKV_GHA_4]}}
+    fix: None of our own rules in this ruleset covers the same ground. {HINT.format("CKV_GHA_4")}
+         {WAIVER.format("CKV_GHA_4")}
 
 1 file(s) checked with 3 rule(s) of ruleset checkov-crash 1
 0 open finding(s): 0 critical, 0 high, 0 medium, 0 low, 0 info; 0 suppressed; 2 could not be checked
@@ -67,11 +68,11 @@ def test_the_sarif_notification_names_the_rule_the_covering_rule_and_the_exclusi
                                                            "uriBaseId": "%SRCROOT%"}}}]
     assert (code, invocation["executionSuccessful"]) == (3, False)
     assert invocation["toolExecutionNotifications"] == [
-        {"message": {"text": f"{WHERE.format('CKV_GHA_2')}. Our ORG-GHA-003 covers the same ground. {HINT} "
-                             "`checks: {exclude: [CKV_GHA_2]}`."},
+        {"message": {"text": f"{WHERE.format('CKV_GHA_2')}. Our ORG-GHA-003 covers the same ground. "
+                             f"{HINT.format('CKV_GHA_2')} `{WAIVER.format('CKV_GHA_2')}`."},
          "associatedRule": {"id": "CKV_GHA_2"}, "level": "error", "locations": location},
         {"message": {"text": f"{WHERE.format('CKV_GHA_4')}. None of our own rules in this ruleset covers the same "
-                             f"ground. {HINT} `checks: {{exclude: [CKV_GHA_4]}}`."},
+                             f"ground. {HINT.format('CKV_GHA_4')} `{WAIVER.format('CKV_GHA_4')}`."},
          "associatedRule": {"id": "CKV_GHA_4"}, "level": "error", "locations": location},
     ]
     assert sarif_problems(report) == []  # the OASIS schema and GitHub's rules accept an associatedRule by id
@@ -86,11 +87,11 @@ def test_a_covering_rule_the_ruleset_does_not_select_is_not_named(repo, tmp_path
     assert "ORG-GHA-003" not in out
 
 
-def test_the_yaml_the_message_prints_accepts_the_gap(repo, tmp_path):
-    """The printed YAML is the real ruleset syntax: a layer made of it passes the gate, and no waiver is needed."""
+def test_the_exclusion_the_message_names_accepts_the_gap(repo, tmp_path):
+    """The exclusion the message names is the real ruleset syntax: a layer made of it passes the gate."""
     _, out, _ = scan(repo, "--no-cache")
-    excluded = [check for line in out.splitlines() if line.strip().startswith("checks: {exclude:")
-                for check in yaml.safe_load(line)["checks"]["exclude"]]
+    excluded = [check for line in out.splitlines() if "`checks: {exclude:" in line
+                for check in yaml.safe_load(line.split("`")[1])["checks"]["exclude"]]
     assert excluded == ["CKV_GHA_2", "CKV_GHA_4"]
     shutil.copy(RULESET, tmp_path / "crash.yaml")
     layer = tmp_path / "accepted.yaml"
@@ -99,6 +100,38 @@ def test_the_yaml_the_message_prints_accepts_the_gap(repo, tmp_path):
     code, out, _ = scan(repo, "--no-cache", ruleset=layer)
     assert code == 0, out
     assert "with 1 rule(s) of ruleset accepted" in out and "; 0 could not be checked" in out
+
+
+def waived(out: str, expires: str) -> str:
+    """A layer made of the waivers the message prints, their placeholders filled in."""
+    entries = [yaml.safe_load(line.strip().replace("...", "x").replace("expires: x", f"expires: {expires}"))
+               for line in out.splitlines() if line.strip().startswith("waivers: [")]
+    return ("apiVersion: checker/v1\nkind: Ruleset\nmetadata: {name: waived}\nextends: [crash.yaml]\n"
+            + yaml.safe_dump({"waivers": [w for entry in entries for w in entry["waivers"]]}))
+
+
+def test_the_waiver_the_message_prints_accepts_the_gap_and_says_so(repo, tmp_path):
+    """The printed waiver, filled in, is the real syntax: the crashes no longer fail the gate, and a note
+    names each crash and the waiver that accepted it (the decision stays in every report and the evidence)."""
+    _, out, _ = scan(repo, "--no-cache")
+    shutil.copy(RULESET, tmp_path / "crash.yaml")
+    layer = tmp_path / "waived.yaml"
+    layer.write_text(waived(out, "2999-01-01"))
+    code, out, err = scan(repo, "--no-cache", ruleset=layer)
+    assert code == 0, out + err
+    assert "; 0 could not be checked" in out
+    notes = [line for line in (out + err).splitlines() if "the gap is accepted by the waiver at" in line]
+    assert len(notes) == 2 and all("approved by x, expires 2999-01-01" in note for note in notes), out + err
+    assert "matches no finding" not in out + err
+
+
+def test_an_expired_waiver_does_not_accept_the_gap(repo, tmp_path):
+    _, out, _ = scan(repo, "--no-cache")
+    shutil.copy(RULESET, tmp_path / "crash.yaml")
+    layer = tmp_path / "waived.yaml"
+    layer.write_text(waived(out, "2000-01-01"))
+    code, out, _ = scan(repo, "--no-cache", ruleset=layer)
+    assert code == 3 and "2 could not be checked" in out
 
 
 def test_a_locked_check_cannot_be_excluded_as_the_message_warns(repo, tmp_path):

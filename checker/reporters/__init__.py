@@ -55,9 +55,10 @@ def gap_hint(problem: Problem, rules: Mapping[str, Rule]) -> tuple[str, str]:
     does), or ("", "") when the problem is not a check that raised.
 
     A developer whose valid file crashes a Checkov check is otherwise stuck at exit 3. The rules the scan
-    ran (selected, active) that find the same class of issue (`Rule.covers`) are named; the way out is to leave
-    the check out in the ruleset, a reviewed decision, where a base layer's `locks.rules` allows it. Not a
-    waiver: a waiver suppresses findings, and a check that raised has none.
+    ran (selected, active) that find the same class of issue (`Rule.covers`) are named; the ways out are
+    reviewed decisions: an approved, expiring waiver of the check for that file (checker.suppress accepts
+    the gap and notes it), or leaving the check out in the ruleset where a base layer's `locks.rules`
+    allows it.
     """
     if not problem.rule:
         return "", ""
@@ -65,9 +66,12 @@ def gap_hint(problem: Problem, rules: Mapping[str, Rule]) -> tuple[str, str]:
     verb = "covers" if len(covering) == 1 else "cover"
     ground = f"Our {' and '.join(covering)} {verb} the same ground." if covering else (
         "None of our own rules in this ruleset covers the same ground.")
-    accept = ("To accept the gap deliberately, exclude the check in the ruleset (if a base layer locks it, "
-              "only that layer can):")
-    return f"{ground} {accept}", f"checks: {{exclude: [{problem.rule}]}}"
+    where = f", paths: [{problem.path}]" if problem.path else ""
+    accept = (f"To accept the gap deliberately, exclude the check in the ruleset (`checks: {{exclude: "
+              f"[{problem.rule}]}}`; if a base layer locks it, only that layer can), or waive it"
+              f"{' for this file' if problem.path else ''}, approved and expiring:")
+    return f"{ground} {accept}", (f"waivers: [{{rule: {problem.rule}{where}, reason: ..., approved_by: ..., "
+                                  "expires: ...}]")
 
 
 def help_uri_of(rule: Rule, findings: Iterable[Finding]) -> str:
