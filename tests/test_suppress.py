@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from checker import suppress
-from checker.model import Finding, Location, Severity, Suppression
+from checker.model import Finding, Location, Problem, Severity, Suppression
 from checker.ruleset import Waiver
 
 TODAY = datetime.date(2026, 3, 2)
@@ -286,3 +286,29 @@ def test_notes_come_in_order_without_repeats(pod: Path) -> None:
         "waiver for ORG-GHA-001 (rules.yaml:13) matches no finding: a stale exception; remove it",
         "waiver for ORG-K8S-001 (rules.yaml:19) expires on 2026-03-07, in 5 day(s)",
     ]
+
+
+# --- crashed checks -----------------------------------------------------------------------------------------------
+
+
+CRASH = Problem("Checkov check CKV_GHA_2 crashed on jobs.*.steps[], so that resource was not checked by it",
+                ".github/workflows/ci.yml", 0, "checkov", rule="CKV_GHA_2")
+
+
+@pytest.mark.parametrize(("given", "accepted"), [
+    (waiver("CKV_GHA_2", paths=[".github/workflows/"]), True),
+    (waiver("CKV_GHA_2"), True),  # no paths: anywhere
+    (waiver("CKV_GHA_2", paths=["src/"]), False),
+    (waiver("CKV_GHA_3"), False),
+    (waiver("CKV_GHA_2", expires="2026-03-01"), False),
+], ids=["its-path", "anywhere", "another-path", "another-rule", "expired"])
+def test_a_waiver_accepts_the_gap_of_a_crashed_check_only_for_its_rule_paths_and_time(
+        tmp_path: Path, given: Waiver, accepted: bool) -> None:
+    parse_error = Problem("is not valid YAML", "broken.yaml", 3)
+    out = suppress.apply([], tmp_path, [given], True, (), TODAY, [CRASH, parse_error])
+    assert out.problems == ([parse_error] if accepted else [CRASH, parse_error])  # a parse error is no check's gap
+    note = (".github/workflows/ci.yml: CKV_GHA_2 could not check it (Checkov check CKV_GHA_2 crashed on "
+            "jobs.*.steps[], so that resource was not checked by it); the gap is accepted by the waiver at "
+            "rules.yaml:7 (accepted until the migration; approved by security-lead@example.com, expires 2026-12-31)")
+    assert (note in out.notes) is accepted
+    assert any("matches no finding" in n for n in out.notes) is (not accepted and given.expires >= TODAY)
