@@ -1,6 +1,7 @@
 """Azure Pipelines policies."""
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -8,7 +9,8 @@ from typing import Any
 from checker.documents import Document, YamlMap
 from checker.policy import Context, Violation, policy
 
-from ._helpers import is_approved, is_variable, mappings, text_lines
+from ._helpers import is_approved, is_variable, mappings
+from .github_actions.workflow import script_lines
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 DEPLOY_TASKS = re.compile(
@@ -327,12 +329,31 @@ def _expression_reads(expression: str) -> list[str]:
     return [(m.group(1) or m.group(2)).lower() for m in _READ.finditer(expression)]
 
 
+def _templates(text: str) -> Iterator[re.Match[str]]:
+    """The matches of `_TEMPLATE` in a text, as `finditer` finds them, in time linear in the text: where the
+    first `}}` after a `${{` is past the end of its line, no `${{` before that line's end can match either,
+    and where there is no `}}` at all, none after it can (the regex would read on from each `${{`)."""
+    start = text.find("${{")
+    while start >= 0:
+        close, newline = text.find("}}", start + 3), text.find("\n", start + 3)
+        if close < 0:
+            return
+        if 0 <= newline < close:
+            start = text.find("${{", newline + 1)
+            continue
+        match = _TEMPLATE.match(text, start)
+        if match is None:
+            return
+        yield match
+        start = text.find("${{", match.end())
+
+
 def _reads(text: str) -> Iterator[tuple[str, str]]:
     """(variable in lower case, how it is written) of every variable whose text is pasted into `text`
     before it runs: macros `$(name)` and template expressions `${{ variables['name'] }}`."""
     for match in _MACRO.finditer(text):
         yield match.group(1).lower(), match.group(0)
-    for match in _TEMPLATE.finditer(text):
+    for match in _templates(text):
         yield from ((name, match.group(0).strip()) for name in _expression_reads(match.group(1))
                     if name not in _RUNTIME_ONLY)
 
@@ -352,19 +373,31 @@ def _variable_definitions(pipeline: object) -> Iterator[tuple[str, str]]:
 def tainted_variables(pipeline: object) -> dict[str, str]:
     """Every variable (lower case) that holds untrusted text, mapped to the predefined variable it comes
     from: the untrusted predefined ones, and those the document defines from them with a macro, a
-    template expression or a runtime expression (`$[ variables['Build.SourceBranchName'] ]`)."""
+    template expression or a runtime expression (`$[ variables['Build.SourceBranchName'] ]`).
+
+    The result is that of rounds over the definitions in order until none changes (a definition sees what
+    the ones before it in the same round tainted; the first tainted variable it reads is its origin), but
+    each value is read once and each definition looked at only when a variable it reads is tainted, in
+    order of (round, position): rounds over every definition would cost the square of a chain's length."""
+    definitions: list[tuple[str, list[str]]] = []
+    readers: dict[str, list[int]] = {}
+    for index, (name, value) in enumerate(_variable_definitions(pipeline)):
+        runtime = _RUNTIME.match(value.strip())
+        reads = [read for read, _ in _reads(value)] + (_expression_reads(runtime.group(1)) if runtime else [])
+        definitions.append((name.lower(), reads))
+        for read in dict.fromkeys(reads):
+            readers.setdefault(read, []).append(index)
     tainted = {name: name for name in UNTRUSTED_VARIABLES}
-    definitions = list(_variable_definitions(pipeline))
-    for _ in range(len(definitions)):
-        grown = False
-        for name, value in definitions:
-            runtime = _RUNTIME.match(value.strip())
-            reads = [read for read, _ in _reads(value)] + (_expression_reads(runtime.group(1)) if runtime else [])
-            origin = next((tainted[read] for read in reads if read in tainted), None)
-            if origin and name.lower() not in tainted:
-                tainted[name.lower()], grown = origin, True
-        if not grown:
-            break
+    waiting = [(0, index) for name in tainted for index in readers.get(name, ())]
+    heapq.heapify(waiting)
+    while waiting:
+        round_, index = heapq.heappop(waiting)
+        name, reads = definitions[index]
+        if name in tainted:
+            continue
+        tainted[name] = tainted[next(read for read in reads if read in tainted)]
+        for reader in readers.get(name, ()):
+            heapq.heappush(waiting, (round_ if reader > index else round_ + 1, reader))
     return tainted
 
 
@@ -416,20 +449,29 @@ def no_script_injection(doc: Document, ctx: Context) -> Iterator[Violation]:
     """
     tainted = tainted_variables(doc.data)
     env_names = {name.upper().replace(".", "_"): name for name in tainted}
+    source = doc.text.splitlines()
+    known: dict[str, list[tuple[int, str]]] = {}  # a script used through aliases a thousand times is read once
     for step, path in walk(doc.data):
         for key, script, start in step_scripts(step):
-            for line, piece in text_lines(script, doc.text, start, step.end_line):
-                found = [(variable, written) for variable, written in _reads(piece) if variable in tainted]
-                for variable, written in dict.fromkeys(found):
-                    origin = tainted[variable]
-                    env = variable.upper().replace(".", "_")  # every variable is also in the environment
-                    yield Violation(f"untrusted {_shown(written, variable, origin)} is pasted into the script before "
-                                    f"it runs, so its text becomes code; read it from the environment instead, "
-                                    f"quoted: \"${env}\" in bash, $env:{env} in PowerShell", line, f"{path}.{key}")
-                for match in _PERCENT.finditer(piece):
-                    named = env_names.get(match.group(1).upper())
-                    if named is not None:
-                        yield Violation(f"untrusted {_shown(match.group(0), named, tainted[named])} is "
-                                        "substituted by cmd.exe before the line is parsed, so its text becomes code; "
-                                        f"read it as $env:{match.group(1)} in a PowerShell step instead", line,
-                                        f"{path}.{key}")
+            if script not in known:
+                known[script] = list(_pasted(script, tainted, env_names))
+            lines = script_lines(script, source, start, step.end_line) if known[script] else []
+            for index, message in known[script]:
+                yield Violation(message, lines[index], f"{path}.{key}")
+
+
+def _pasted(script: str, tainted: dict[str, str], env_names: dict[str, str]) -> Iterator[tuple[int, str]]:
+    """(line of the script, message) of each untrusted variable pasted into a script."""
+    for index, piece in enumerate(script.split("\n")):
+        found = [(variable, written) for variable, written in _reads(piece) if variable in tainted]
+        for variable, written in dict.fromkeys(found):
+            env = variable.upper().replace(".", "_")  # every variable is also in the environment
+            yield index, (f"untrusted {_shown(written, variable, tainted[variable])} is pasted into the script before "
+                          f"it runs, so its text becomes code; read it from the environment instead, quoted: "
+                          f"\"${env}\" in bash, $env:{env} in PowerShell")
+        for match in _PERCENT.finditer(piece):
+            named = env_names.get(match.group(1).upper())
+            if named is not None:
+                yield index, (f"untrusted {_shown(match.group(0), named, tainted[named])} is substituted by cmd.exe "
+                              "before the line is parsed, so its text becomes code; read it as "
+                              f"$env:{match.group(1)} in a PowerShell step instead")

@@ -1,15 +1,17 @@
 """GitLab CI pipeline policies."""
 from __future__ import annotations
 
+import heapq
 import re
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from checker.documents import Document, YamlMap
 from checker.policy import Context, Violation, policy
 
-from ._helpers import as_list, image_tag, is_approved, is_variable, item_line, text_lines
+from ._helpers import as_list, image_tag, is_approved, is_variable, item_line
+from .github_actions.workflow import script_lines
 
 KEYWORDS = frozenset({"default", "include", "stages", "variables", "workflow", "image", "services", "cache",
                       "before_script", "after_script", "spec"})
@@ -100,14 +102,23 @@ def jobs(pipeline: object) -> Iterator[tuple[str, YamlMap, int]]:
 
 def effective(pipeline: YamlMap, job: YamlMap, depth: int = 0) -> dict[str, Any]:
     """The job's keys merged over those of the jobs it `extends:` in the same file (shallowly)."""
-    merged: dict[str, Any] = {}
-    if depth < 10:
-        for parent in as_list(job.get("extends")):
-            base = pipeline.get(parent) if isinstance(parent, str) else None
-            if isinstance(base, YamlMap):
-                merged.update(effective(pipeline, base, depth + 1))
-    merged.update(job)
-    return merged
+    return _effective(pipeline, job, depth, {})
+
+
+def _effective(pipeline: YamlMap, job: YamlMap, depth: int, known: dict[tuple[int, int], dict[str, Any]]
+               ) -> dict[str, Any]:
+    """`effective`, each template merged once per depth: templates that each extend the next one eight times
+    over, ten deep, would otherwise be merged 8^10 times."""
+    if (id(job), depth) not in known:
+        merged: dict[str, Any] = {}
+        if depth < 10:
+            for parent in as_list(job.get("extends")):
+                base = pipeline.get(parent) if isinstance(parent, str) else None
+                if isinstance(base, YamlMap):
+                    merged.update(_effective(pipeline, base, depth + 1, known))
+        merged.update(job)
+        known[id(job), depth] = merged
+    return known[id(job), depth]
 
 
 def environment_name(job: dict[str, Any]) -> str | None:
@@ -367,23 +378,28 @@ _PROGRAM = r"(?:python[\d.]*|node|ruby|perl|pwsh|powershell)"
 _COMMAND = (r"^\s*(?:(?:if|then|else|elif|do|while|until|!)\s+|[({]\s*|(?:sudo|exec|command|nohup|time|nice|env)"
             r"(?:\s+-\S+)*\s+|timeout(?:\s+-\S+)*\s+[\d.]+[smhd]?\s+|sshpass(?:\s+-\w+(?:\s+(?!-|ssh\b)\S+)?)*\s+|"
             r"[A-Za-z_]\w*=\S*\s+)*(?:\S*/)?")
-# Commands that parse an argument as code: (pattern, label, advice, whether only the next word is code).
-# `eval` and `ssh` count as commands only; a shell or interpreter anywhere (`docker run img sh -c`).
-_SINKS: tuple[tuple[re.Pattern[str], str, str, bool], ...] = (
-    (re.compile(_COMMAND + r"(eval)(?=\s)"), "{}", "eval", False),
-    (re.compile(_WORD + rf"({_SHELL})(?:\s+(?:[+-]o\s+\w+|-[\w-]+))*?\s+-[a-zA-Z]*c[a-zA-Z]*(?=\s)"),
+# Commands that parse an argument as code: (pattern, option, label, advice, whether only the next word is code).
+# `eval` and `ssh` count as commands only; a shell or interpreter anywhere (`docker run img sh -c`). `su` and
+# PowerShell take their `-c` anywhere after their name: the pattern finds the first name and `option` the first
+# `-c` after it (a later name has fewer words after it, so it cannot do better), where one pattern would start
+# again from each name and read to the end each time.
+_SINKS: tuple[tuple[re.Pattern[str], re.Pattern[str] | None, str, str, bool], ...] = (
+    (re.compile(_COMMAND + r"(eval)(?=\s)"), None, "{}", "eval", False),
+    (re.compile(_WORD + rf"({_SHELL})(?:\s+(?:[+-]o\s+\w+|-[\w-]+))*?\s+-[a-zA-Z]*c[a-zA-Z]*(?=\s)"), None,
      "{} -c", "shell", True),
-    (re.compile(_WORD + r"(su|runuser)\s+(?:\S+\s+)*?-c(?=\s)"), "{} -c", "shell", True),
-    (re.compile(_COMMAND + r"(ssh)(?=\s)"), "{}", "ssh", False),
-    (re.compile(_WORD + r"(python[\d.]*|pypy[\d.]*)(?:\s+-[\w-]+)*?\s+-[a-zA-Z]*c(?=\s)"), "{} -c", "program", True),
-    (re.compile(_WORD + r"(node|nodejs|bun|deno)(?:\s+-[\w=.-]+)*?\s+(?:-e|-p|--eval|--print|eval)(?=\s)"),
+    (re.compile(_WORD + r"(su|runuser)(?=\s)"), re.compile(r"(?<=\s)-c(?=\s)"), "{} -c", "shell", True),
+    (re.compile(_COMMAND + r"(ssh)(?=\s)"), None, "{}", "ssh", False),
+    (re.compile(_WORD + r"(python[\d.]*|pypy[\d.]*)(?:\s+-[\w-]+)*?\s+-[a-zA-Z]*c(?=\s)"), None, "{} -c",
+     "program", True),
+    (re.compile(_WORD + r"(node|nodejs|bun|deno)(?:\s+-[\w=.-]+)*?\s+(?:-e|-p|--eval|--print|eval)(?=\s)"), None,
      "{} -e", "program", True),
-    (re.compile(_WORD + r"(ruby|perl)(?:\s+-[\w:-]+)*?\s+-[a-zA-Z]*[eE](?=\s)"), "{} -e", "program", True),
-    (re.compile(_WORD + r"(php)(?:\s+-[\w-]+)*?\s+-r(?=\s)"), "{} -r", "program", True),
-    (re.compile(_WORD + r"(pwsh|powershell)(?:\.exe)?\s(?:.*?\s)?-(?:c|command)(?=\s)", re.IGNORECASE),
-     "{} -Command", "powershell", False),
-    (re.compile(_WORD + r"(cmd)(?:\.exe)?\s+/[ck](?=\s)", re.IGNORECASE), "{} /c", "powershell", False),
-    (re.compile(r"(?:^|(?<=[\s(]))(invoke-expression|iex)(?=[\s(])", re.IGNORECASE), "{}", "powershell", False),
+    (re.compile(_WORD + r"(ruby|perl)(?:\s+-[\w:-]+)*?\s+-[a-zA-Z]*[eE](?=\s)"), None, "{} -e", "program", True),
+    (re.compile(_WORD + r"(php)(?:\s+-[\w-]+)*?\s+-r(?=\s)"), None, "{} -r", "program", True),
+    (re.compile(_WORD + r"(pwsh|powershell)(?:\.exe)?(?=\s)", re.IGNORECASE),
+     re.compile(r"(?<=\s)-(?:c|command)(?=\s)", re.IGNORECASE), "{} -Command", "powershell", False),
+    (re.compile(_WORD + r"(cmd)(?:\.exe)?\s+/[ck](?=\s)", re.IGNORECASE), None, "{} /c", "powershell", False),
+    (re.compile(r"(?:^|(?<=[\s(]))(invoke-expression|iex)(?=[\s(])", re.IGNORECASE), None, "{}", "powershell",
+     False),
 )
 # A command that reads a script on its standard input: after a pipe, or from a here-document.
 _STDIN_PROGRAM = re.compile(rf"^\s*(?:sudo\s+(?:-\S+\s+)*)?(?:\S*/)?({_SHELL}|{_PROGRAM})(?:\s+-[\w-]*)*\s*[)`]?\s*$")
@@ -498,6 +514,33 @@ def _heredoc_bodies(text: str, start: int, heredocs: list[tuple[int, str, bool]]
     return line - 1
 
 
+# How far before a here-document's `<<` the name of a program written against it (`/usr/bin/ssh<<EOF`) is
+# looked for, path included.
+_ADJACENT = 256
+
+
+class _HeredocReaders:
+    """The command that reads each here-document of a command: the first shell, interpreter or `ssh` written
+    before its `<<` (`_HEREDOC_READER.search(mask, start, anchor)`), worked out once per `<<` and without
+    reading the command again for each: the first such name in the whole command serves every `<<` after
+    it, and only a name written against a `<<` is new to it (bounded by `_ADJACENT`)."""
+
+    def __init__(self, mask: str, start: int, stop: int) -> None:
+        self.mask, self.start, self.stop = mask, start, stop
+        self.known: dict[int, re.Match[str] | None] = {}
+        self.first: re.Match[str] | None = None
+        self.looked = False
+
+    def before(self, anchor: int) -> re.Match[str] | None:
+        if anchor not in self.known:
+            if not self.looked:
+                self.first, self.looked = _HEREDOC_READER.search(self.mask, self.start, self.stop), True
+            first = self.first
+            self.known[anchor] = first if first and first.start() < anchor else _HEREDOC_READER.search(
+                self.mask, max(self.start, anchor - _ADJACENT), anchor)
+        return self.known[anchor]
+
+
 def _word_end(mask: str, start: int, stop: int) -> int:
     """Where the shell word that starts at or after `start` ends (quoted parts are one word)."""
     i = start
@@ -531,18 +574,23 @@ def reparsed(text: str, tainted: dict[str, str]) -> Iterator[tuple[int, str, str
         command = mask[start:stop]
         inside = [ref for ref in refs[bisect_left(anchors, start):bisect_left(anchors, stop)]
                   if ref.quote != "'" and ref.name in tainted]
-        for pattern, label, advice, word_only in _SINKS:
+        for pattern, option, label, advice, word_only in _SINKS:
             found = pattern.search(command)
+            reach = found.end() if found else 0
+            if found and option:
+                after = option.search(command, reach)
+                found, reach = (found, after.end()) if after else (None, 0)
             if found:
-                end = _word_end(mask, start + found.end(), stop) if word_only else stop
+                end = _word_end(mask, start + reach, stop) if word_only else stop
                 yield from ((ref.offset, ref.name, label.format(found.group(1)), advice) for ref in inside
                             if start + found.start() < ref.offset < end and ref.quote != "<<")
         following = mask[stop:segments[index + 1][1]] if index + 1 < len(segments) else ""
         reader = _STDIN_PROGRAM.match(following[1:])
         if reader and following.startswith("|") and not following.startswith("||"):
             yield from ((ref.offset, ref.name, f"| {reader.group(1)}", "pipe") for ref in inside)
+        readers = _HeredocReaders(mask, start, stop)
         for ref in inside:
-            reader = _HEREDOC_READER.search(mask, start, ref.anchor) if ref.quote == "<<" else None
+            reader = readers.before(ref.anchor) if ref.quote == "<<" else None
             if reader:
                 yield ref.offset, ref.name, f"{reader.group(1)} <<", "heredoc"
         assigned = _ASSIGNMENT.match(command)
@@ -565,18 +613,11 @@ UNTRUSTED_VARIABLES = {
 }
 # How GitLab itself expands variables in `variables:` values: $NAME, ${NAME} and %NAME%; `$$` is a literal $.
 _EXPANDED = re.compile(rf"\$\$|\$\{{?({_NAME})\}}?|%({_NAME})%")
-_EXPAND_VARS = re.compile(r"\$\[\[\s*inputs\.([\w-]+)[^\]]*?\|\s*expand_vars\b[^\]]*\]\]")
+# The inside of a `$[[ ]]` does not run into the next `$[[`: each is read only up to the next one, where
+# reading to the first `]` from each would cost the square of a line of unclosed `$[[ inputs.x`.
+_INSIDE = r"(?:[^\]$]|\$(?!\[\[))"
+_EXPAND_VARS = re.compile(rf"\$\[\[\s*inputs\.([\w-]+){_INSIDE}*?\|\s*expand_vars\b{_INSIDE}*\]\]")
 SCRIPT_KEYS = ("before_script", "script", "after_script")
-
-
-def _lineage(pipeline: YamlMap, job: YamlMap, depth: int = 0) -> list[YamlMap]:
-    """The jobs `job` extends in the same file, farthest first (later ones override earlier ones)."""
-    chain: list[YamlMap] = []
-    for parent in as_list(job.get("extends")) if depth < 10 else []:
-        base = pipeline.get(parent) if isinstance(parent, str) else None
-        if isinstance(base, YamlMap):
-            chain += [*_lineage(pipeline, base, depth + 1), base]
-    return chain
 
 
 def _definitions(node: object) -> dict[str, tuple[str, bool]]:
@@ -592,31 +633,106 @@ def _definitions(node: object) -> dict[str, tuple[str, bool]]:
     return found
 
 
-def tainted_variables(pipeline: YamlMap, job: YamlMap | None) -> dict[str, str]:
+# A variable definition as tainting reads it: its name, and the variables its value expands, in order.
+_Definition = tuple[str, list[str]]
+
+
+def _reads(name: str, value: str, expand: bool) -> _Definition:
+    return name, [ref for m in _EXPANDED.finditer(value) for ref in m.groups() if ref] if expand else []
+
+
+def _readers(definitions: Iterable[tuple[int, _Definition]]) -> dict[str, list[int]]:
+    """The positions of the definitions that read each variable."""
+    found: dict[str, list[int]] = {}
+    for index, (_, refs) in definitions:
+        for ref in dict.fromkeys(refs):
+            found.setdefault(ref, []).append(index)
+    return found
+
+
+class _Tainted:
     """Every variable a job's scripts see that holds untrusted text: the untrusted predefined ones, and
     those whose `variables:` value (global, inherited through `extends:`, the job's own, or set by a
-    `rules:` entry) GitLab expands from them. Maps each to the untrusted variable it holds."""
-    scopes = [pipeline, *([*_lineage(pipeline, job), job] if job is not None else [])]
-    merged: dict[str, tuple[str, bool]] = {}
-    for scope in scopes:
-        merged.update(_definitions(scope.get("variables")))
-    candidates = list(merged.items()) + [
-        item for scope in scopes[1:] for rule in as_list(scope.get("rules")) if isinstance(rule, dict)
-        for item in _definitions(rule.get("variables")).items()]
+    `rules:` entry) GitLab expands from them; each mapped to the untrusted variable it holds.
+
+    Worked out once per pipeline: each value's references are read once, a job that defines no variables
+    shares the pipeline's result, and taint spreads only to the definitions that read a tainted variable
+    (`_spread`), where rounds over every definition would cost the square of a chain's length."""
+
+    def __init__(self, pipeline: YamlMap) -> None:
+        self.pipeline = pipeline
+        self.globals = [_reads(name, *value) for name, value in _definitions(pipeline.get("variables")).items()]
+        self.positions = {name: index for index, (name, _) in enumerate(self.globals)}
+        self.readers = _readers(enumerate(self.globals))
+        self.lineages: dict[tuple[int, int], list[YamlMap]] = {}
+        self.shared: dict[str, str] | None = None
+
+    def of(self, job: YamlMap | None) -> dict[str, str]:
+        """The job's tainted variables (the pipeline's for `default:`, None); not to be changed."""
+        scopes = [*self._lineage(job, 0), job] if job is not None else []
+        merged: dict[str, tuple[str, bool]] = {}
+        for scope in scopes:
+            merged.update(_definitions(scope.get("variables")))
+        rules = [_reads(name, *value) for scope in scopes for rule in as_list(scope.get("rules"))
+                 if isinstance(rule, dict) for name, value in _definitions(rule.get("variables")).items()]
+        if not merged and not rules:
+            if self.shared is None:
+                self.shared = _spread(self.globals.__getitem__, lambda ref: self.readers.get(ref, ()))
+            return self.shared
+        # The definitions in force, in the order the job's `variables:` merge them: a global one the job sets
+        # again keeps its place with the job's value; new ones, then `rules:` ones, come after.
+        count = len(self.globals)
+        replaced = {self.positions[name]: _reads(name, *value) for name, value in merged.items()
+                    if name in self.positions}
+        added = [_reads(name, *value) for name, value in merged.items() if name not in self.positions] + rules
+        own = _readers([*replaced.items(), *enumerate(added, count)])
+
+        def definition(index: int) -> _Definition:
+            return replaced.get(index) or (self.globals[index] if index < count else added[index - count])
+
+        def readers(ref: str) -> list[int]:
+            return [index for index in self.readers.get(ref, ()) if index not in replaced] + own.get(ref, [])
+
+        return _spread(definition, readers)
+
+    def _lineage(self, job: YamlMap, depth: int) -> list[YamlMap]:
+        """The jobs `job` extends in the same file, farthest first (later ones override earlier ones), each
+        once, at its last place (where its keys take effect): templates that each extend the next one
+        eight times over, ten deep, would otherwise make a chain of 8^10."""
+        if (id(job), depth) not in self.lineages:
+            chain: list[YamlMap] = []
+            for parent in as_list(job.get("extends")) if depth < 10 else []:
+                base = self.pipeline.get(parent) if isinstance(parent, str) else None
+                if isinstance(base, YamlMap):
+                    chain += [*self._lineage(base, depth + 1), base]
+            last = {id(scope): index for index, scope in enumerate(chain)}
+            self.lineages[id(job), depth] = [scope for index, scope in enumerate(chain) if last[id(scope)] == index]
+        return self.lineages[id(job), depth]
+
+
+def _spread(definition: Callable[[int], _Definition], readers: Callable[[str], Iterable[int]]) -> dict[str, str]:
+    """The variables the definitions taint (`definition(i)`, in order; `readers(name)`: the positions of
+    those that read a variable), each mapped to the untrusted variable of the first tainted one it reads.
+
+    The result is that of rounds over every definition in order until none changes (a definition sees
+    what the ones before it in the same round tainted), but each definition is looked at only when a
+    variable it reads is tainted: in order of (round, position), the round being the one in which the
+    rounds would first see it reading a tainted variable."""
     tainted = {name: name for name in UNTRUSTED_VARIABLES}
-    for _ in range(len(candidates)):
-        grown = False
-        for name, (value, expand) in candidates:
-            origin = next((tainted[ref] for m in _EXPANDED.finditer(value) if expand
-                           for ref in m.groups() if ref in tainted), None)
-            if origin and name not in tainted:
-                tainted[name], grown = origin, True
-        if not grown:
-            break
+    waiting = [(0, index) for name in tainted for index in readers(name)]
+    heapq.heapify(waiting)
+    while waiting:
+        round_, index = heapq.heappop(waiting)
+        name, refs = definition(index)
+        if name in tainted:
+            continue
+        tainted[name] = tainted[next(ref for ref in refs if ref in tainted)]
+        for reader in readers(name):
+            heapq.heappush(waiting, (round_ if reader > index else round_ + 1, reader))
     return tainted
 
 
-def _script_items(scope: YamlMap, key: str, text: str) -> Iterator[tuple[str, int, str]]:
+def _script_items(scope: YamlMap, key: str) -> Iterator[tuple[str, int, str]]:
     """(script, line it starts on, resource suffix) of every entry of a script key (nested lists flattened)."""
     node = scope.get(key)
     if isinstance(node, str):
@@ -628,25 +744,20 @@ def _script_items(scope: YamlMap, key: str, text: str) -> Iterator[tuple[str, in
                 yield piece, line, f"{key}[{i}]"
 
 
-def _line_finder(value: str, text: str, start: int, end: int) -> list[tuple[int, int]]:
-    """(offset in `value`, source line) of the start of each non-blank line of a YAML string scalar."""
-    found = iter(text_lines(value, text, start, end))
-    offsets, offset = [], 0
-    for piece in value.splitlines(keepends=True):
-        if piece.strip():
-            offsets.append((offset, next(found, (start, ""))[0]))
-        offset += len(piece)
-    return offsets or [(0, start)]
+class _ScriptLines:
+    """The source line of each offset of a script (a YAML string that starts on line `start` of the file),
+    looked up the first time a finding needs one."""
 
+    def __init__(self, script: str, source: Sequence[str], start: int, end: int) -> None:
+        self.script, self.source, self.start, self.end = script, source, start, end
+        self.lines: list[int] = []
+        self.breaks: list[int] = []
 
-def _source_line(offsets: list[tuple[int, int]], offset: int) -> int:
-    """The source line of the scalar's text at `offset` (see `_line_finder`)."""
-    found = offsets[0][1]
-    for start, line in offsets:
-        if start > offset:
-            break
-        found = line
-    return found
+    def at(self, offset: int) -> int:
+        if not self.lines:
+            self.lines = script_lines(self.script, self.source, self.start, self.end)
+            self.breaks = [match.start() for match in re.finditer("\n", self.script)]
+        return self.lines[bisect_left(self.breaks, offset)]
 
 
 def _job_scopes(pipeline: YamlMap) -> Iterator[tuple[str, YamlMap, YamlMap | None]]:
@@ -706,26 +817,48 @@ def no_script_injection(doc: Document, ctx: Context) -> Iterator[Violation]:
     """
     if not isinstance(doc.data, YamlMap):
         return
+    source = doc.text.splitlines()
+    variables = _Tainted(doc.data)
+    known: dict[tuple[str, frozenset[tuple[str, str]]], tuple[list[_Reparsed], dict[str, str]]] = {}
     for name, scope, job in _job_scopes(doc.data):
-        tainted = tainted_variables(doc.data, job)
+        tainted = variables.of(job)
         for keys in (("before_script", "script"), ("after_script",)):  # after_script runs in a new shell
             shell = dict(tainted)
             for key in keys:
-                for script, start, where in _script_items(scope, key, doc.text):
-                    offsets = _line_finder(script, doc.text, start, scope.end_line)
+                for script, start, where in _script_items(scope, key):
+                    lines = _ScriptLines(script, source, start, scope.end_line)
                     for match in _EXPAND_VARS.finditer(script):
                         yield Violation(f"input `{match.group(1)}` is pasted into the script with `expand_vars`, so "
                                         "the variables in its value (a branch name, a commit message) become "
                                         "code; drop `expand_vars` and read the variable in the script, quoted "
-                                        "(\"$VAR\")", _source_line(offsets, match.start()), f"{name}.{where}")
+                                        "(\"$VAR\")", lines.at(match.start()), f"{name}.{where}")
                     reported = set()
-                    for offset, variable, sink, advice in reparsed(script, shell):
-                        line = _source_line(offsets, offset)
+                    for offset, variable, origin, sink, advice in _read(script, shell, known):
+                        line = lines.at(offset)
                         if (line, variable) in reported:
                             continue
                         reported.add((line, variable))
-                        yield Violation(_injection_message(variable, shell[variable], sink, advice), line,
-                                        f"{name}.{where}")
+                        yield Violation(_injection_message(variable, origin, sink, advice), line, f"{name}.{where}")
+
+
+# What `reparsed` yields, with the untrusted variable the reparsed one held at that point of the script.
+_Reparsed = tuple[int, str, str, str, str]
+
+
+def _read(script: str, shell: dict[str, str], known: dict[tuple[str, frozenset[tuple[str, str]]],
+                                                          tuple[list[_Reparsed], dict[str, str]]]) -> list[_Reparsed]:
+    """`reparsed(script, shell)`, read once per script and tainted variables: a script written once and
+    merged or aliased into a thousand jobs is read once, its assignments (`MSG="$CI_COMMIT_TITLE"`) applied
+    to `shell` each time."""
+    key = (script, frozenset(shell.items()))
+    if key in known:
+        shell.update(known[key][1])
+        return known[key][0]
+    before = dict(shell)
+    found = [(offset, variable, shell[variable], sink, advice)
+             for offset, variable, sink, advice in reparsed(script, shell)]  # the origin as it stands there
+    known[key] = found, {variable: origin for variable, origin in shell.items() if before.get(variable) != origin}
+    return found
 
 
 def _injection_message(variable: str, origin: str, sink: str, advice: str) -> str:

@@ -7,14 +7,20 @@ from collections.abc import Iterator
 from checker.documents import Document, YamlMap
 from checker.policy import Context, Violation, policy
 
-from .workflow import action_name, alias_line, jobs, steps
+from .workflow import action_name, action_version, placed_steps, steps
 
-# A version in a tag (`@v4.3.1`, `@v3`) or in the comment beside a SHA (`# v4.6.2`).
-_VERSION = re.compile(r"^v?(\d+)(?:\.(\d+))?")
-_VERSION_COMMENT = re.compile(r"#\s*v?(\d+)(?:\.(\d+))?")
+# `persist-credentials: ${{ false }}` (or `'false'`): an expression that is only false gives the input "false".
+_EXPRESSION_FALSE = re.compile(r"^\s*\$\{\{\s*(?:false|'\s*false\s*')\s*\}\}\s*$", re.IGNORECASE)
+# actions/checkout from v6 keeps the credential in a file under $RUNNER_TEMP that .git/config includes, so
+# an artifact of the workspace no longer carries it (later steps still can read it).
+_TEMP_CREDENTIALS = (6, 0)
 
 
-def _carries_git_folder(step: YamlMap, text: str) -> bool:
+def _line_text(source: list[str], line: int) -> str:
+    return source[line - 1] if 0 < line <= len(source) else ""
+
+
+def _carries_git_folder(step: YamlMap, source: list[str]) -> bool:
     """An `actions/upload-artifact` step that can upload `.git/config`: it asks for hidden files, or it is
     older than v4.4.0, which started leaving them out (an unreadable version counts as older)."""
     if action_name(step.get("uses")).lower() != "actions/upload-artifact":
@@ -23,11 +29,8 @@ def _carries_git_folder(step: YamlMap, text: str) -> bool:
     hidden = with_.get("include-hidden-files") if isinstance(with_, YamlMap) else None
     if hidden is True or (isinstance(hidden, str) and hidden.strip().lower() == "true"):
         return True
-    lines = text.splitlines()
-    line = step.line_of("uses")
-    found = _VERSION.match(str(step["uses"]).partition("@")[2].strip()) or _VERSION_COMMENT.search(
-        lines[line - 1] if 0 < line <= len(lines) else "")
-    return not found or (int(found.group(1)), int(found.group(2) or 0)) < (4, 4)
+    version = action_version(str(step["uses"]), _line_text(source, step.line_of("uses")))
+    return version is None or version < (4, 4)
 
 
 def _persist(step: YamlMap) -> object:
@@ -37,7 +40,8 @@ def _persist(step: YamlMap) -> object:
 
 
 def _is_false(value: object) -> bool:
-    return value is False or (isinstance(value, str) and value.strip().lower() == "false")
+    return value is False or (isinstance(value, str) and (
+        value.strip().lower() == "false" or bool(_EXPRESSION_FALSE.match(value))))
 
 
 @policy(
@@ -60,27 +64,32 @@ def _is_false(value: object) -> bool:
     tags=["ci-security", "secrets"],
 )
 def checkout_credentials_not_persisted(doc: Document, ctx: Context) -> Iterator[Violation]:
-    """Every `actions/checkout` step sets `persist-credentials: false`.
+    """Every `actions/checkout` step sets `persist-credentials: false` (or an expression that is only
+    false, `${{ false }}`).
 
-    Leaving it out keeps the token on disk (the action's default). Writing `persist-credentials: true`
-    is a deliberate choice for a job that pushes, and passes, unless the same job also uploads an
-    artifact that can carry `.git/config` out with the workspace: `actions/upload-artifact` before
-    v4.4.0 (which began leaving hidden files out), or any version with `include-hidden-files: true`.
-    The finding points at the checkout's `uses:`, or at the `- *alias` line that uses an anchored checkout
-    step again.
+    Leaving it out keeps the token on disk (the action's default): in `.git/config`, and from v6 in a file
+    under `$RUNNER_TEMP` that `.git/config` includes; either way every later step can read it. Writing
+    `persist-credentials: true` is a deliberate choice for a job that pushes, and passes, unless the same
+    job also uploads an artifact that can carry `.git/config` out with the workspace: `actions/upload-artifact`
+    before v4.4.0 (which began leaving hidden files out), or any version with `include-hidden-files: true`,
+    and a checkout before v6 (or of a version the check cannot read), which still writes the token there.
+    The finding points at the checkout's `uses:`, or at the alias (`- *checkout`, `steps: *steps`) that
+    uses an anchored checkout step again.
     """
     source = doc.text.splitlines()
-    for job_id, job, _ in jobs(doc.data):
-        uploads = [step for _, step in steps(job) if _carries_git_folder(step, doc.text)]
-        sequence = job.get("steps")
-        for i, step in enumerate(sequence if isinstance(sequence, list) else []):
-            if not isinstance(step, YamlMap) or action_name(step.get("uses")).lower() != "actions/checkout":
-                continue
-            persist = _persist(step)
-            if _is_false(persist) or (persist is not None and not uploads):
-                continue
-            upload = f"; the job uploads an artifact that can carry it ({action_name(uploads[0]['uses'])})" \
-                if uploads else ""
-            yield Violation(f"checkout in job {job_id} leaves the token in .git/config (set persist-credentials: "
-                            f"false){upload}", alias_line(source, sequence, i) or step.line_of("uses"),
-                            f"jobs.{job_id}.steps[{i}]")
+    uploads: dict[str, list[YamlMap]] = {}
+    for job_id, job, i, step, used_at in placed_steps(source, doc.data):
+        if action_name(step.get("uses")).lower() != "actions/checkout":
+            continue
+        if job_id not in uploads:
+            uploads[job_id] = [other for _, other in steps(job) if _carries_git_folder(other, source)]
+        persist = _persist(step)
+        version = action_version(str(step["uses"]), _line_text(source, step.line_of("uses")))
+        exposed = uploads[job_id] if version is None or version < _TEMP_CREDENTIALS else []
+        if _is_false(persist) or (persist is not None and not exposed):
+            continue
+        upload = f"; the job uploads an artifact that can carry it ({action_name(exposed[0]['uses'])})" \
+            if exposed else ""
+        yield Violation(f"checkout in job {job_id} persists the token on disk (.git/config; $RUNNER_TEMP from "
+                        f"v6), where every later step can read it; set persist-credentials: false{upload}",
+                        used_at or step.line_of("uses"), f"jobs.{job_id}.steps[{i}]")

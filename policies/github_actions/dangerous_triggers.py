@@ -7,11 +7,15 @@ from collections.abc import Iterator
 from checker.documents import Document, YamlMap
 from checker.policy import Context, Violation, policy
 
-from .workflow import PRIVILEGED_TRIGGERS, action_name, jobs, steps, trigger_lines, write_scopes
+from .workflow import PRIVILEGED_TRIGGERS, action_name, declares_permissions, jobs, steps, trigger_lines, write_scopes
 
 # Actions that only call GitHub's API with the event's numbers and the repository's own configuration: a
 # workflow made of nothing else runs none of the outsider's text, which is what these triggers exist for.
 API_ONLY_ACTIONS = frozenset({"actions/labeler", "actions/first-interaction"})
+# The unprivileged way to the same end, where there is one.
+_INSTEAD = {
+    "pull_request_target": "use pull_request", "workflow_run": "call it with workflow_call", "issue_comment": "",
+}
 _SECRET = re.compile(r"\$\{\{[^}]*\bsecrets\s*(?:\.\s*(?!GITHUB_TOKEN\b)\w|\[)", re.IGNORECASE)
 
 
@@ -45,7 +49,7 @@ def _exposure(workflow: YamlMap) -> list[str]:
     if any(_SECRET.search(value) for value in _values(workflow.get("jobs"))):
         exposed.append("it reads secrets")
     scopes = [workflow.get("permissions")] + [job.get("permissions") for _, job, _ in jobs(workflow)]
-    if "permissions" not in workflow and any("permissions" not in job for _, job, _ in jobs(workflow)):
+    if not declares_permissions(workflow) and any(not declares_permissions(job) for _, job, _ in jobs(workflow)):
         exposed.append("a job runs with the default token permissions")
     elif any(write_scopes(scope) for scope in scopes):
         exposed.append("its token can write")
@@ -79,7 +83,9 @@ def no_dangerous_triggers(doc: Document, ctx: Context) -> Iterator[Violation]:
 
     Each finding points at the trigger and says what makes it exploitable in this workflow: secrets it
     reads (other than the job's own token), a token that can write, or jobs left with the default
-    permissions. ORG-GHA-002 reports the worst case, checking out the pull request's code, where it happens.
+    permissions, and what to do: the unprivileged trigger (`pull_request`, `workflow_call`), or else
+    `permissions: {}` and no secrets. ORG-GHA-002 reports the worst case, checking out the pull request's
+    code, where it happens.
 
     A workflow whose every step is `actions/labeler` or `actions/first-interaction` passes: those call
     GitHub's API with the event's numbers and the repository's own configuration, run nothing of the
@@ -92,5 +98,12 @@ def no_dangerous_triggers(doc: Document, ctx: Context) -> Iterator[Violation]:
             continue
         exposed = _exposure(doc.data)
         why = f": {' and '.join(exposed)}" if exposed else ""
-        yield Violation(f"{event} runs with the repository's secrets and token for an outsider's event{why}",
+        instead = _INSTEAD[event]
+        if exposed:
+            fix = f"{instead}, or give it `permissions: {{}}` and no secrets" if instead else \
+                "give it `permissions: {}` and no secrets"
+        else:
+            fix = f"{instead}, and until then keep it without secrets or write scopes" if instead else \
+                "keep it without secrets or write scopes"
+        yield Violation(f"{event} runs with the repository's secrets and token for an outsider's event{why}; {fix}",
                         line, f"on.{event}")

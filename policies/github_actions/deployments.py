@@ -28,8 +28,7 @@ DEPLOY_COMMANDS = re.compile(
     r"netlify\s+deploy|wrangler\s+(?:deploy|publish)|"
     r"tofu\s+apply|pulumi\s+up|cdk\s+deploy|sam\s+deploy|serverless\s+deploy|sls\s+deploy|"
     r"aws\s+(?:cloudformation\s+deploy|ecs\s+update-service|lambda\s+update-function-code)|"
-    r"gcloud\s+(?:run|app|functions)\s+deploy|az\s+(?:webapp|functionapp)\s+deploy|az\s+deployment\s+\w+\s+create|"
-    r"kustomize\s+build\b.*\|\s*kubectl\s+apply)",
+    r"gcloud\s+(?:run|app|functions)\s+deploy|az\s+(?:webapp|functionapp)\s+deploy|az\s+deployment\s+\w+\s+create)",
     re.IGNORECASE,
 )
 # A job that first creates a throwaway local cluster tests against it; `kubectl apply` there is no deployment.
@@ -43,7 +42,7 @@ EPHEMERAL_CLUSTER_COMMANDS = re.compile(
 )
 TEARDOWN_COMMANDS = re.compile(
     r"\b(?:kubectl\s+delete|helm\s+(?:uninstall|delete)|terraform\s+destroy|tofu\s+destroy|pulumi\s+destroy|"
-    r"cdk\s+destroy|az\s+group\s+delete|gcloud\s+[\w\s-]*\bdelete)\b",
+    r"cdk\s+destroy|az\s+group\s+delete|gcloud(?:\s+[\w-]+){0,6}?\s+delete)\b",
 )
 GATE_COMMAND = re.compile(r"\bchecker\s+scan\b")
 

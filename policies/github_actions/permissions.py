@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from checker.documents import Document, YamlMap
 from checker.policy import Context, Violation, policy
 
-from .workflow import jobs, triggers, write_scopes
+from .workflow import declares_permissions, jobs, triggers, write_scopes
 
 
 def _inheriting(workflow: YamlMap) -> list[str]:
     """The jobs that run with the workflow-level `permissions:` (those without a block of their own)."""
-    return [job_id for job_id, job, _ in jobs(workflow) if "permissions" not in job]
+    return [job_id for job_id, job, _ in jobs(workflow) if not declares_permissions(job)]
 
 
 def _jobs_phrase(job_ids: list[str]) -> str:
@@ -63,12 +63,13 @@ def explicit_permissions(doc: Document, ctx: Context) -> Iterator[Violation]:
     where to say which scopes cross. `read-all` is reported at its `permissions:` line, in a job, or at
     the workflow level when a job inherits it (when every job declares its own, the workflow's block
     reaches none). Granting writes is ORG-GHA-005's and ORG-GHA-018's concern; a job that widens the
-    workflow's `contents: read` to the one write it needs passes all three.
+    workflow's `contents: read` to the one write it needs passes all three. A bare `permissions:` (null)
+    declares nothing: the token keeps the repository's default.
     """
     if not isinstance(doc.data, YamlMap):
         return
     workflow = doc.data
-    if "permissions" in workflow:
+    if declares_permissions(workflow):
         heirs = _inheriting(workflow)
         if _is_read_all(workflow["permissions"]) and heirs:
             yield Violation(f"the workflow grants permissions: read-all (read on every scope) to "
@@ -78,7 +79,7 @@ def explicit_permissions(doc: Document, ctx: Context) -> Iterator[Violation]:
         events, _ = triggers(workflow)
         reusable = events == {"workflow_call"}
         for job_id, job, line in jobs(workflow):
-            if "permissions" in job:
+            if declares_permissions(job):
                 continue
             if not reusable:
                 yield Violation(f"job {job_id} runs with the default token permissions; declare `permissions:` "
@@ -117,13 +118,13 @@ def no_write_all(doc: Document, ctx: Context) -> Iterator[Violation]:
     """
     if not isinstance(doc.data, YamlMap):
         return
-    scopes: list[tuple[str, YamlMap]] = [("workflow", doc.data)]
-    scopes += [(f"jobs.{job_id}", job) for job_id, job, _ in jobs(doc.data)]
-    for resource, scope in scopes:
+    scopes: list[tuple[str, str, YamlMap]] = [("the workflow", "permissions", doc.data)]
+    scopes += [(f"job {job_id}", f"jobs.{job_id}.permissions", job) for job_id, job, _ in jobs(doc.data)]
+    for who, resource, scope in scopes:
         value = scope.get("permissions")
         if isinstance(value, str) and value.strip().lower() == "write-all":
-            yield Violation(f"{resource} grants permissions: write-all", scope.line_of("permissions"),
-                            f"{resource}.permissions")
+            yield Violation(f"{who} grants permissions: write-all (write on every scope); grant only the scopes "
+                            "it writes, each in the job that writes it", scope.line_of("permissions"), resource)
 
 
 @policy(
@@ -170,7 +171,7 @@ def writes_scoped_to_jobs(doc: Document, ctx: Context) -> Iterator[Violation]:
     undeclared ones. The rule cannot tell which jobs use a scope: when every job that inherits it does
     (two jobs that each upload SARIF), moving it into each job is still the fix, but changes nothing today.
     """
-    if not isinstance(doc.data, YamlMap) or "permissions" not in doc.data:
+    if not isinstance(doc.data, YamlMap) or not declares_permissions(doc.data):
         return
     permissions = doc.data["permissions"]
     heirs = _inheriting(doc.data)

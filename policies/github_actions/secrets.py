@@ -7,19 +7,18 @@ from collections.abc import Iterator
 from checker.documents import Document, YamlMap
 from checker.policy import Context, Violation, policy
 
-from .._helpers import text_lines
-from .workflow import action_name, is_pinned, jobs, references_secret, run_text, steps
+from .workflow import action_name, alias_line, is_pinned, placed_steps, references_secret, run_text, script_lines
 
 PRINTS = re.compile(r"^\s*(?:echo|printf|print|Write-Host|Write-Output|cat\s+<<<|puts)\b", re.IGNORECASE)
+# A variable a shell line reads, `$NAME` or `${NAME`: the whole word, looked up among the secret ones.
+_READ = re.compile(r"\$\{?(\w+)")
 
 
-def _secret_env_names(*scopes: object) -> set[str]:
-    names: set[str] = set()
-    for scope in scopes:
-        env = scope.get("env") if isinstance(scope, YamlMap) else None
-        if isinstance(env, YamlMap):
-            names.update(str(k) for k, v in env.items() if references_secret(v))
-    return names
+def _secret_env_names(scope: object) -> frozenset[str]:
+    env = scope.get("env") if isinstance(scope, YamlMap) else None
+    if not isinstance(env, YamlMap):
+        return frozenset()
+    return frozenset(str(k) for k, v in env.items() if references_secret(v))
 
 
 # Commands that print what they read: piping a secret into them shows it, encoded, in the log.
@@ -27,7 +26,7 @@ ENCODERS = frozenset({"base64", "base32", "xxd", "od", "hexdump", "rev", "tr", "
                       "openssl", "jq", "fold"})
 
 
-def _prints(piece: str, secret_envs: set[str]) -> bool:
+def _prints(piece: str, secret_envs: frozenset[str]) -> bool:
     """A script line that writes a secret to the log: echo/printf of it, unless it is redirected to a
     file or piped into a command that consumes it (`docker login --password-stdin`); piping it through
     an encoder that prints (`base64`, `xxd`, `rev`...) still shows it."""
@@ -41,7 +40,7 @@ def _prints(piece: str, secret_envs: set[str]) -> bool:
         return False  # consumed by the command it is piped into
     if references_secret(stages[0]):
         return True
-    return any(re.search(rf"\${{?{re.escape(name)}\b", stages[0]) for name in secret_envs)
+    return any(match.group(1) in secret_envs for match in _READ.finditer(stages[0]))
 
 
 @policy(
@@ -77,29 +76,41 @@ def secrets_not_exposed(doc: Document, ctx: Context) -> Iterator[Violation]:
 
     Actions of the owners in the `trusted_owners` parameter (default `actions`, `github`) and local
     actions are exempt from the pinning part. Findings point at the printing line or at the input that
-    carries the secret.
+    carries the secret; a script used through a YAML alias (`run: *script`, `- *step`) is reported where
+    the alias is.
     """
     trusted = {str(o).lower() for o in ctx.params.get("trusted_owners") or []}
+    source = doc.text.splitlines()
     workflow_envs = _secret_env_names(doc.data)
-    for job_id, job, _ in jobs(doc.data):
-        job_envs = workflow_envs | _secret_env_names(job)
-        for i, step in steps(job):
-            resource = f"jobs.{job_id}.steps[{i}]"
-            run = run_text(step)
-            if run:
-                envs = job_envs | _secret_env_names(step)
-                for line, piece in text_lines(run, doc.text, step.line_of("run"), step.end_line):
-                    if _prints(piece, envs):
-                        yield Violation(f"run prints a secret to the log: {piece.strip()[:120]}", line,
-                                        f"{resource}.run")
-            uses = step.get("uses")
-            if not isinstance(uses, str) or is_pinned(uses) or action_name(uses).split("/")[0].lower() in trusted:
+    job: YamlMap | None = None
+    job_envs = workflow_envs
+    printing: dict[tuple[str, frozenset[str]], list[tuple[int, str]]] = {}  # an aliased script is read once
+    for job_id, step_job, i, step, used_at in placed_steps(source, doc.data):
+        if step_job is not job:
+            job, job_envs = step_job, workflow_envs | _secret_env_names(step_job)
+        resource = f"jobs.{job_id}.steps[{i}]"
+        run = run_text(step)
+        if run:
+            step_envs = _secret_env_names(step)
+            envs = job_envs | step_envs if step_envs else job_envs
+            if (run, envs) not in printing:
+                printing[run, envs] = [(n, piece) for n, piece in enumerate(run.split("\n"))
+                                       if piece.strip() and _prints(piece, envs)]
+            printed = printing[run, envs]
+            used_at = used_at or alias_line(source, step, "run")
+            lines = [] if used_at or not printed else script_lines(run, source, step.line_of("run"), step.end_line)
+            for n, piece in printed:
+                yield Violation(f"run prints a secret to the log: {piece.strip()[:120]}", used_at or lines[n],
+                                f"{resource}.run")
+        uses = step.get("uses")
+        if not isinstance(uses, str) or is_pinned(uses) or action_name(uses).split("/")[0].lower() in trusted:
+            continue
+        for key in ("with", "env"):
+            inputs = step.get(key)
+            if not isinstance(inputs, YamlMap):
                 continue
-            for key in ("with", "env"):
-                inputs = step.get(key)
-                if not isinstance(inputs, YamlMap):
-                    continue
-                for name, value in inputs.items():
-                    if references_secret(value):
-                        yield Violation(f"secret passed to {uses}, which is not pinned to a commit SHA",
-                                        inputs.line_of(name), f"{resource}.{key}.{name}")
+            for name, value in inputs.items():
+                if references_secret(value):
+                    yield Violation(f"secret passed to {uses}, which is not pinned to a commit SHA",
+                                    inputs.line_of(name), f"{resource}.{key}.{name}")
+

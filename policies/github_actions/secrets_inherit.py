@@ -39,5 +39,6 @@ def secrets_not_inherited(doc: Document, ctx: Context) -> Iterator[Violation]:
     for job_id, job, _ in jobs(doc.data):
         secrets = job.get("secrets")
         if isinstance(job.get("uses"), str) and isinstance(secrets, str) and secrets.strip() == "inherit":
-            yield Violation(f"job {job_id} passes every secret to {job['uses'].strip()} (secrets: inherit)",
+            yield Violation(f"job {job_id} passes every secret to {job['uses'].strip()} (secrets: inherit); pass "
+                            "the secrets it declares by name",
                             job.line_of("secrets"), f"jobs.{job_id}.secrets")

@@ -3,20 +3,23 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TypeVar, cast
 
 from checker.documents import Document, YamlMap, YamlSeq
 from checker.policy import Context, Violation, policy
 
-from .._helpers import get_path, text_lines
+from .._helpers import get_path
 from .workflow import (
-    EXPRESSION,
     UNTRUSTED,
     Flow,
     action_name,
     alias_line,
+    expression_matches,
+    item_alias_lines,
     jobs,
     outsider_field,
+    script_lines,
     value_flows,
 )
 
@@ -79,15 +82,72 @@ class Taint:
     via: tuple[str, ...] = ()
 
 
+_Value = TypeVar("_Value")
+
+
+@dataclasses.dataclass
+class _Memo:
+    """What tracing has found in one workflow, keyed by what decides it, so that each env variable, matrix
+    value, step output and job output is traced once however many expressions read it (where outputs read
+    each other, ten reads each eight deep would cost 10^8 traces), and each sink text is read once per scope
+    (an aliased script used a thousand times); each expression parsed once (`parsed`, its distinct flows);
+    and the lookups by name tracing makes (a job's steps by `id`, the workflow's jobs and inputs, an `env:`
+    mapping's variables, a matrix's values), built once each."""
+
+    taints: dict[tuple[object, ...], Taint | None] = dataclasses.field(default_factory=dict)
+    findings: dict[tuple[object, ...], tuple[tuple[int, str, Flow | None, Taint], ...]] = dataclasses.field(
+        default_factory=dict)
+    env_reads: dict[str, tuple[frozenset[str], bool]] = dataclasses.field(default_factory=dict)
+    parsed: dict[str, list[Flow] | None] = dataclasses.field(default_factory=dict)
+    indexes: dict[tuple[str, int], dict[str, object]] = dataclasses.field(default_factory=dict)
+
+    def flows(self, expression: str) -> list[Flow] | None:
+        """`value_flows(expression)` without repeats (a context named twice is traced once: the same path
+        gives the same answer), worked out once per expression."""
+        if expression not in self.parsed:
+            flows = value_flows(expression)
+            distinct: dict[tuple[tuple[str, ...], bool], Flow] = {}
+            for flow in flows or []:
+                distinct.setdefault((flow.path, flow.whole), flow)
+            self.parsed[expression] = None if flows is None else list(distinct.values())
+        return self.parsed[expression]
+
+    def index(self, kind: str, owner: object, entries: Iterable[tuple[str, _Value]]) -> dict[str, _Value]:
+        """The `entries` of `owner` (a node of the workflow, which lives as long as the memo; a generator,
+        read the first time only) as a mapping from name to value, the first of each name kept, as a scan
+        in order would find it. `kind` tells apart indexes of one node (an alias can make a job an `env:`) and
+        decides the type of their values."""
+        key = (kind, id(owner))
+        if key not in self.indexes:
+            found: dict[str, _Value] = {}
+            for name, value in entries:
+                found.setdefault(name, value)
+            self.indexes[key] = cast(dict[str, object], found)
+        return cast(dict[str, _Value], self.indexes[key])
+
+
 @dataclasses.dataclass(frozen=True)
 class Scope:
     """What an expression can read where it is written: the workflow, its job and the job's steps (for
-    `steps.<id>.outputs`), and the `env:` mappings in sight, innermost first."""
+    `steps.<id>.outputs`), and the `env:` mappings in sight, innermost first. `memo` is shared by every
+    scope of one workflow."""
 
     workflow: YamlMap
     job: YamlMap | None = None
     steps: tuple[YamlMap, ...] = ()
     envs: tuple[YamlMap, ...] = ()
+    memo: _Memo = dataclasses.field(default_factory=_Memo, compare=False, repr=False)
+
+    def key(self) -> tuple[object, ...]:
+        """What tells this scope from another of the same workflow: the job (its steps follow from it) and
+        the `env:` mappings in sight, by identity (they live as long as the workflow)."""
+        return (id(self.job), *map(id, self.envs))
+
+    def remember(self, key: tuple[object, ...], work: Callable[[], Taint | None]) -> Taint | None:
+        """`work()`, done once per key."""
+        if key not in self.memo.taints:
+            self.memo.taints[key] = work()
+        return self.memo.taints[key]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,13 +244,13 @@ def no_script_injection(doc: Document, ctx: Context) -> Iterator[Violation]:
         return
     source = doc.text.splitlines()
     seen: set[tuple[int, str, str]] = set()
+    memo = _Memo()
     for job_id, job, _ in jobs(workflow):
-        job_steps = list(_job_steps(source, job, alias_line(source, workflow.get("jobs"), job_id)))
-        flat = tuple(step for _, step, _ in job_steps)
-        for where, step, used_at in job_steps:
-            scope = Scope(workflow, job, flat, _envs(step, job, workflow))
+        flat = _flat_steps(job)
+        for where, step, used_at in _job_steps(source, job, alias_line(source, workflow.get("jobs"), job_id)):
+            scope = Scope(workflow, job, flat, _envs(step, job, workflow), memo)
             for sink in _sinks(source, workflow, job, step, used_at):
-                for line, expression, flow, taint in _findings(sink, doc.text, step.end_line, scope):
+                for line, expression, flow, taint in _findings(sink, source, step.end_line, scope):
                     key = (line, sink.key, expression)
                     if key not in seen:
                         seen.add(key)
@@ -211,18 +271,33 @@ def _job_steps(source: Sequence[str], job: YamlMap, used_at: int | None
     if not isinstance(steps, YamlSeq):
         return
     used_at = used_at or alias_line(source, job, "steps")
+    aliases = item_alias_lines(source, steps)
     for i, step in enumerate(steps):
         if not isinstance(step, YamlMap):
             continue
-        at = used_at or alias_line(source, steps, i)
+        at = used_at or (aliases[i] if i < len(aliases) else None)
         group = step.get("parallel")
         if not isinstance(group, YamlSeq):
             yield f"steps[{i}]", step, at
             continue
         at = at or alias_line(source, step, "parallel")
+        inner_aliases = item_alias_lines(source, group)
         for j, inner in enumerate(group):
             if isinstance(inner, YamlMap):
-                yield f"steps[{i}].parallel[{j}]", inner, at or alias_line(source, group, j)
+                yield f"steps[{i}].parallel[{j}]", inner, at or (inner_aliases[j] if j < len(inner_aliases) else None)
+
+
+def _flat_steps(job: YamlMap) -> tuple[YamlMap, ...]:
+    """The steps `steps.<id>` can name in a job, in order: each `parallel:` group's steps in its place."""
+    steps = job.get("steps")
+    found: list[YamlMap] = []
+    for step in steps if isinstance(steps, YamlSeq) else ():
+        group = step.get("parallel") if isinstance(step, YamlMap) else None
+        if isinstance(group, YamlSeq):
+            found += (inner for inner in group if isinstance(inner, YamlMap))
+        elif isinstance(step, YamlMap):
+            found.append(step)
+    return tuple(found)
 
 
 def _sinks(source: Sequence[str], workflow: YamlMap, job: YamlMap, step: YamlMap, used_at: int | None
@@ -267,52 +342,79 @@ def _shell(workflow: YamlMap, job: YamlMap, step: YamlMap) -> str:
     return "pwsh" if "windows" in str(job.get("runs-on", "")).lower() else "bash"
 
 
-def _findings(sink: Sink, text: str, end: int, scope: Scope) -> Iterator[tuple[int, str, Flow | None, Taint]]:
+def _findings(sink: Sink, source: Sequence[str], end: int, scope: Scope
+              ) -> Iterator[tuple[int, str, Flow | None, Taint]]:
     """(line, expression, context, taint) of each expression in the sink whose text an outsider can write.
 
     The line is the alias's when the sink is used through one, else the source line that holds the
-    context (an expression can span several lines)."""
-    lines = _line_numbers(sink.value, text, sink.line, end)
-    for match in EXPRESSION.finditer(sink.value):
-        flows = value_flows(match.group(1))
+    context (an expression can span several lines): the value's lines are looked up only then."""
+    scope = _narrowed(sink.value, scope)
+    key = (sink.value, *scope.key())
+    if key not in scope.memo.findings:
+        scope.memo.findings[key] = tuple(_tainted(sink.value, scope))
+    lines: list[int] = []
+    newlines = counted = 0
+    for offset, expression, flow, taint in scope.memo.findings[key]:
+        if sink.used_at:
+            yield sink.used_at, expression, flow, taint
+            continue
+        lines = lines or script_lines(sink.value, source, sink.line, end)
+        newlines, counted = newlines + sink.value.count("\n", counted, offset), offset  # offsets only grow
+        yield lines[newlines], expression, flow, taint
+
+
+def _narrowed(value: str, scope: Scope) -> Scope:
+    """The scope without its innermost `env:` mappings that set none of the variables the value reads (all
+    of them count for `toJSON(env)`): the value's findings are the same, and a script used through aliases
+    in steps that each have their own `env:` is then read once, not once per step."""
+    if value not in scope.memo.env_reads:
+        names: set[str] = set()
+        whole = False
+        for match in expression_matches(value):
+            for flow in scope.memo.flows(match.group(1)) or []:
+                if flow.path[0] == "env" and len(flow.path) > 1:
+                    names.add(flow.path[1])
+                whole = whole or (flow.path == ("env",) and flow.whole)
+        scope.memo.env_reads[value] = frozenset(names), whole
+    names_read, whole = scope.memo.env_reads[value]
+    if whole:
+        return scope
+    envs = scope.envs
+    while envs and _variables(envs[0], scope.memo).keys().isdisjoint(names_read):  # reads the smaller of the two
+        envs = envs[1:]
+    return scope if envs is scope.envs else dataclasses.replace(scope, envs=envs)
+
+
+def _tainted(value: str, scope: Scope) -> Iterator[tuple[int, str, Flow | None, Taint]]:
+    """(offset in the value, expression, context, taint) of each expression of a sink's text whose text an
+    outsider can write, in order."""
+    for match in expression_matches(value):
+        flows = scope.memo.flows(match.group(1))
         if flows is None:  # not a valid expression: judged by the contexts it names, as written
             found = UNTRUSTED.search(match.group(1))
             if found:
-                offset = match.start(1) + found.start()
-                yield (sink.used_at or lines[sink.value.count("\n", 0, offset)], match.group(0), None,
+                yield (match.start(1) + found.start(), match.group(0), None,
                        Taint(f"`{found.group(0)}`", "text an outsider writes"))
             continue
         for flow in flows:
             taint = trace(flow, scope)
             if taint:
-                offset = match.start(1) + flow.offset
-                yield sink.used_at or lines[sink.value.count("\n", 0, offset)], match.group(0), flow, taint
+                yield match.start(1) + flow.offset, match.group(0), flow, taint
                 break
-
-
-def _line_numbers(value: str, text: str, start: int, end: int) -> list[int]:
-    """The source line of each line of a YAML string value that starts on line `start` (a blank line
-    gets the line before it)."""
-    found = iter(text_lines(value, text, start, end))
-    numbers: list[int] = []
-    for piece in value.split("\n"):
-        before = numbers[-1] if numbers else start
-        numbers.append(next(found, (before, ""))[0] if piece.strip() else before)
-    return numbers
 
 
 def trace(flow: Flow, scope: Scope, depth: int = 0) -> Taint | None:
     """Where the text of a context comes from when an outsider writes it, None when no outsider does."""
     head, rest = flow.path[0], flow.path[1:]
     if head == "github" and rest[:2] == ("event", "inputs"):
-        return _input(scope.workflow, rest[2:], flow.whole)
+        return _input(scope, rest[2:], flow.whole)
     if head == "github":
         why = outsider_field(flow.path, flow.whole)
         if why and not outsider_field(flow.path):  # an object serialised whole, not the field itself
             why = f"serialised whole, it holds {why}"
         return Taint(f"`{flow.text}`", why) if why else None
     if head == "inputs":
-        return _input(scope.workflow, rest, flow.whole)
+        return _input(scope, rest, flow.whole)
     if depth >= _MAX_DEPTH or (not rest and not flow.whole):
         return None
     found: Taint | None = None
@@ -333,17 +435,26 @@ def _in_text(value: object, scope: Scope, depth: int) -> Taint | None:
     """The first outsider's text any expression of a string value carries."""
     if not isinstance(value, str):
         return None
-    for match in EXPRESSION.finditer(value):
-        for flow in value_flows(match.group(1)) or []:
+    for match in expression_matches(value):
+        for flow in scope.memo.flows(match.group(1)) or []:
             found = trace(flow, scope, depth + 1)
             if found:
                 return found
     return None
 
 
-def _input(workflow: YamlMap, rest: tuple[str, ...], whole: bool) -> Taint | None:
+def _input(scope: Scope, rest: tuple[str, ...], whole: bool) -> Taint | None:
     """A workflow input declared free text: `type: string` under `workflow_call` or `workflow_dispatch`
-    (where it is the default). Undeclared inputs, booleans, numbers and choices are not traced."""
+    (where it is the default). Undeclared inputs, booleans, numbers and choices are not traced; the whole
+    `inputs` object serialised carries the first free-text one."""
+    if whole and not rest:
+        return scope.memo.index("any input", scope.workflow,
+                                (("", taint) for _, taint in _free_inputs(scope.workflow))).get("")
+    return scope.memo.index("inputs", scope.workflow, _free_inputs(scope.workflow)).get(rest[0]) if rest else None
+
+
+def _free_inputs(workflow: YamlMap) -> Iterator[tuple[str, Taint]]:
+    """(name in lower case, taint) of each free-text input, `workflow_call`'s first."""
     on = workflow.get("on" if "on" in workflow else True)
     for event in ("workflow_call", "workflow_dispatch"):
         inputs = get_path(on, event, "inputs")
@@ -351,69 +462,117 @@ def _input(workflow: YamlMap, rest: tuple[str, ...], whole: bool) -> Taint | Non
             continue
         for name, spec in inputs.items():
             kind = spec.get("type") if isinstance(spec, YamlMap) else None
-            free = (kind is None and event == "workflow_dispatch") or str(kind).lower() == "string"
-            if free and ((whole and not rest) or rest[:1] == (str(name).lower(),)):
-                return Taint(f"`inputs.{name}`", f"a free-text input of {event}, which the "
-                             + ("calling workflow passes, maybe from a pull request" if event == "workflow_call"
-                                else "person or automation that dispatches the run types"))
-    return None
+            if (kind is None and event == "workflow_dispatch") or str(kind).lower() == "string":
+                yield str(name).lower(), Taint(
+                    f"`inputs.{name}`", f"a free-text input of {event}, which the "
+                    + ("calling workflow passes, maybe from a pull request" if event == "workflow_call"
+                       else "person or automation that dispatches the run types"))
 
 
 def _env(name: str, scope: Scope, depth: int) -> Taint | None:
-    """The variable as the innermost `env:` that sets it does (`toJSON(env)`: any variable in sight)."""
+    """The variable as the innermost `env:` that sets it does (`toJSON(env)`: any variable in sight). Only
+    that `env:` and those outside it decide, so steps whose own `env:` does not set it share the answer."""
+    if name:
+        setting = next((index for index, env in enumerate(scope.envs) if name in _variables(env, scope.memo)),
+                       len(scope.envs))
+        if setting:
+            scope = dataclasses.replace(scope, envs=scope.envs[setting:])
+    return scope.remember(("env", name, depth, *scope.key()), lambda: _env_value(name, scope, depth))
+
+
+def _env_value(name: str, scope: Scope, depth: int) -> Taint | None:
     for index, env in enumerate(scope.envs):
         outer = dataclasses.replace(scope, envs=scope.envs[index + 1:])
-        for key, value in env.items():
-            if not name:
-                found = _in_text(value, outer, depth)
-                if found:
-                    return found
-            elif str(key).lower() == name:
-                return _in_text(value, outer, depth)
+        if not name:
+            found = next(filter(None, (_in_text(value, outer, depth) for value in env.values())), None)
+            if found:
+                return found
+            continue
+        variables = _variables(env, scope.memo)
+        if name in variables:
+            return _in_text(variables[name], outer, depth)
     return None
+
+
+def _variables(env: YamlMap, memo: _Memo) -> dict[str, object]:
+    """An `env:` mapping's values by variable name in lower case (GitHub ignores case in `env.X`)."""
+    return memo.index("env", env, ((str(key).lower(), value) for key, value in env.items()))
 
 
 def _matrix(name: str, scope: Scope, depth: int) -> Taint | None:
     """A matrix value built from an outsider's text: the matrix, the axis or its items, or an `include:`
     entry (the axis's own key, or any key when the whole matrix is serialised)."""
+    return scope.remember(("matrix", name, depth, id(scope.job)), lambda: _matrix_value(name, scope, depth))
+
+
+def _matrix_value(name: str, scope: Scope, depth: int) -> Taint | None:
     matrix = get_path(scope.job, "strategy", "matrix")
-    outer = Scope(scope.workflow)
+    outer = Scope(scope.workflow, memo=scope.memo)
     if isinstance(matrix, str):
         return _in_text(matrix, outer, depth)
     if not isinstance(matrix, YamlMap):
         return None
-    values: list[object] = []
-    for key, axis in matrix.items():
-        axis_name = str(key).lower()
-        if axis_name == "include" and isinstance(axis, list):
-            values.extend(value for entry in axis if isinstance(entry, YamlMap)
-                          for k, value in entry.items() if not name or str(k).lower() == name)
-        elif axis_name == "include" or (axis_name != "exclude" and (not name or axis_name == name)):
-            values.append(axis)  # an axis, or an expression that builds the `include:` entries
-    for value in values:
+    built = scope.memo.index("matrix", matrix, _matrix_values(matrix))  # "" -> all, "\0" -> the expression's
+    for value in built.get(name, built.get("\0", [])):
         found = next(filter(None, (_in_text(leaf, outer, depth) for leaf in _leaves(value))), None)
         if found:
             return found
     return None
 
 
+def _matrix_values(matrix: YamlMap) -> Iterator[tuple[str, list[object]]]:
+    """Each name's values in a matrix, in its order: its axis and the values `include:` entries give it; for
+    '' (`toJSON(matrix)`) every axis and entry value (`exclude:` left out); an `include:` written as an
+    expression (that builds the entries) is a value of every name, and of "\0", a name no axis has."""
+    values: dict[str, list[object]] = {"": []}
+    anywhere: list[object] = []  # `include:` as an expression: at most one
+    for key, axis in matrix.items():
+        axis_name = str(key).lower()
+        if axis_name == "include" and isinstance(axis, list):
+            pairs = [(str(k).lower(), value) for entry in axis if isinstance(entry, YamlMap)
+                     for k, value in entry.items()]
+        elif axis_name == "include":
+            anywhere.append(axis)
+            for found in values.values():
+                found.append(axis)
+            continue
+        elif axis_name != "exclude":
+            pairs = [(axis_name, axis)]
+        else:
+            continue
+        for name, value in pairs:
+            values.setdefault(name, list(anywhere)).append(value)
+            if name:
+                values[""].append(value)
+    values["\0"] = anywhere
+    yield from values.items()
+
+
 def _leaves(value: object) -> Iterator[object]:
-    """The scalars of a YAML value, nested lists and mappings walked."""
-    if isinstance(value, dict):
-        for item in value.values():
-            yield from _leaves(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _leaves(item)
-    else:
-        yield value
+    """The scalars of a YAML value, nested lists and mappings walked (without recursion: the YAML may nest
+    as deep as the loader allows)."""
+    todo = [value]
+    while todo:
+        value = todo.pop()
+        if isinstance(value, dict):
+            todo += reversed(value.values())
+        elif isinstance(value, list):
+            todo += reversed(value)
+        else:
+            yield value
 
 
 def _step_output(step_id: str, name: str, scope: Scope, depth: int) -> Taint | None:
     """An output of a step of the job: an action's known to repeat outside text, or what a `run:` step
     writes to `$GITHUB_OUTPUT` from an outsider's text, directly or through its `env:`."""
-    step = next((s for s in scope.steps if str(s.get("id", "")).lower() == step_id), None)
-    if step is None:
+    return scope.remember(("steps", step_id, name, depth, id(scope.job)),
+                          lambda: _step_output_value(step_id, name, scope, depth))
+
+
+def _step_output_value(step_id: str, name: str, scope: Scope, depth: int) -> Taint | None:
+    step = scope.memo.index("steps", scope.job, ((str(s.get("id", "")).lower(), s) for s in scope.steps)
+                            ).get(step_id) if scope.job is not None else None
+    if not isinstance(step, YamlMap):
         return None
     echoing = ECHOING_OUTPUTS.get(action_name(step.get("uses")).lower())
     if echoing and echoing[0].match(name):
@@ -433,39 +592,42 @@ def _step_output(step_id: str, name: str, scope: Scope, depth: int) -> Taint | N
 
 def _output_writes(run: str, name: str) -> list[str]:
     """The text a script writes as output `name`: after `name=` (or `name::`, the old `::set-output`) on
-    a line, or the lines of a `name<<DELIMITER` ... `DELIMITER` block."""
+    a line, or the lines of a `name<<DELIMITER` ... `DELIMITER` block. A block's lines are its value, not
+    commands, so reading goes on after it (each line is read once)."""
     key = re.compile(rf"(?<![\w-]){re.escape(name)}(?:=|::|<<\s*['\"]?([\w-]+))", re.IGNORECASE)
     lines = run.split("\n")
     written: list[str] = []
-    for index, line in enumerate(lines):
-        match = key.search(line)
+    index = 0
+    while index < len(lines):
+        match = key.search(lines[index])
+        index += 1
         if not match:
             continue
         if not match.group(1):
-            written.append(line[match.end():])
+            written.append(lines[index - 1][match.end():])
             continue
         end = re.compile(rf"\s*(?:echo\s+)?['\"]?{re.escape(match.group(1))}['\"]?\s*(?:>>.*)?")
-        block: list[str] = []
-        for later in lines[index + 1:]:
-            if end.fullmatch(later):
-                break
-            block.append(later)
-        written.append("\n".join(block))
+        close = next((n for n in range(index, len(lines)) if end.fullmatch(lines[n])), len(lines))
+        written.append("\n".join(lines[index:close]))
+        index = close + 1
     return written
 
 
 def _job_output(job_id: str, name: str, scope: Scope, depth: int) -> Taint | None:
     """An output of a job this one needs, as that job's `outputs:` sets it from its own steps."""
+    return scope.remember(("needs", job_id, name, depth), lambda: _job_output_value(job_id, name, scope, depth))
+
+
+def _job_output_value(job_id: str, name: str, scope: Scope, depth: int) -> Taint | None:
     jobs_map = scope.workflow.get("jobs")
     if not isinstance(jobs_map, YamlMap):
         return None
-    job = next((j for k, j in jobs_map.items() if str(k).lower() == job_id and isinstance(j, YamlMap)), None)
-    outputs = job.get("outputs") if job is not None else None
-    if job is None or not isinstance(outputs, YamlMap):
+    job = scope.memo.index("jobs", jobs_map, ((str(k).lower(), j) for k, j in jobs_map.items()
+                                      if isinstance(j, YamlMap))).get(job_id)
+    outputs = job.get("outputs") if isinstance(job, YamlMap) else None
+    if not isinstance(job, YamlMap) or not isinstance(outputs, YamlMap):
         return None
-    steps = job.get("steps")
-    job_scope = Scope(scope.workflow, job, tuple(s for s in steps if isinstance(s, YamlMap))
-                      if isinstance(steps, YamlSeq) else (), _envs(job, scope.workflow))
+    job_scope = Scope(scope.workflow, job, _flat_steps(job), _envs(job, scope.workflow), scope.memo)
     return next((_in_text(value, job_scope, depth) for key, value in outputs.items() if str(key).lower() == name),
                 None)
 

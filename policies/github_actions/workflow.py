@@ -140,7 +140,7 @@ def run_text(step: YamlMap) -> str:
 
 def references_secret(value: object) -> bool:
     """A value with a `${{ }}` expression that reads the `secrets` context (or `github.token`)."""
-    return isinstance(value, str) and any(SECRET_CONTEXT.search(e) for e in EXPRESSION.findall(value))
+    return isinstance(value, str) and any(SECRET_CONTEXT.search(m.group(1)) for m in expression_matches(value))
 
 
 def env_blocks(workflow: object) -> Iterator[tuple[str, YamlMap]]:
@@ -226,9 +226,10 @@ class Flow:
 
 @dataclasses.dataclass(frozen=True)
 class _Node:
-    """A parsed expression. `kind` is lit, ctx (a context), member (a field of a computed value, `parts` the
-    fields), call (`parts` the function's name), test (a comparison or `!`: only true or false) or either
-    (`||` and `&&`, which yield one of their operands)."""
+    """A parsed expression. `kind` is lit (`parts` its token as written), ctx (a context), member (a field of
+    a computed value, `parts` the fields), call (`parts` the function's name), test (a comparison or `!`: only
+    true or false) or either (`||` and `&&`, which yield one of their operands); a test's or an either's
+    `parts` is its operator."""
 
     kind: str
     parts: tuple[str, ...] = ()
@@ -242,6 +243,10 @@ _TOKEN = re.compile(
     r"|(?P<name>[A-Za-z_][\w-]*)|(?P<op>\|\||&&|==|!=|<=|>=|[<>!()\[\].,*]))"
 )
 _LEVELS = (("||",), ("&&",), ("==", "!="), ("<", "<=", ">", ">="))
+# GitHub's own bound (its parser refuses an expression nested deeper), which also bounds the stack a hostile
+# file takes here: the parser recurses a few frames per level. No event field is nested as deep either, so a
+# longer context path is refused too (and no path costs its length squared to build or match).
+_MAX_DEPTH = 50
 # Functions whose result carries none of their arguments' text: true or false, or a hash.
 _NO_TEXT = frozenset({"contains", "startswith", "endswith", "success", "failure", "always", "cancelled", "hashfiles"})
 
@@ -259,7 +264,7 @@ class _Parser:
             kind = match.lastgroup or ""
             self.tokens.append((kind, match.group(kind), match.start(kind)))
             position = match.end()
-        self.index = 0
+        self.index = self.depth = 0
 
     def parse(self) -> _Node:
         node = self._binary(0)
@@ -277,27 +282,37 @@ class _Parser:
         self.index += 1
         return self.tokens[self.index - 1]
 
+    def _deeper(self, step: int) -> None:
+        """Enter (1) or leave (-1) a parenthesis, a call's arguments, a computed key or a `!`."""
+        self.depth += step
+        if self.depth > _MAX_DEPTH:
+            raise ValueError(f"nested more than {_MAX_DEPTH} deep")
+
     def _binary(self, level: int) -> _Node:
         if level == len(_LEVELS):
             return self._unary()
         node = self._binary(level + 1)
         while self._peek() in _LEVELS[level]:
-            self._take()
-            node = _Node("either" if level < 2 else "test", args=(node, self._binary(level + 1)))
+            operator = self._take()[1]
+            node = _Node("either" if level < 2 else "test", (operator,), (node, self._binary(level + 1)))
         return node
 
     def _unary(self) -> _Node:
         if self._peek() == "!":
             self._take()
-            return _Node("test", args=(self._unary(),))
+            self._deeper(1)
+            node = _Node("test", ("!",), (self._unary(),))
+            self._deeper(-1)
+            return node
         return self._postfix(self._primary())
 
     def _primary(self) -> _Node:
         kind, value, offset = self._take()
         if kind in ("string", "number") or (kind == "name" and value.lower() in ("true", "false", "null")):
-            return _Node("lit")
+            return _Node("lit", (value,), offset=offset, end=offset + len(value))
         if kind == "name" and self._peek() == "(":
             self._take()
+            self._deeper(1)
             args: list[_Node] = []
             while self._peek() != ")":
                 args.append(self._binary(0))
@@ -306,13 +321,16 @@ class _Parser:
                 elif self._peek() != ")":
                     raise ValueError(f"unexpected {self._peek()!r} in the arguments of {value}()")
             self._take()
+            self._deeper(-1)
             return _Node("call", (value.lower(),), tuple(args), offset)
         if kind == "name":
             return _Node("ctx", (value.lower(),), offset=offset, end=offset + len(value))
         if value == "(":
+            self._deeper(1)
             node = self._binary(0)
             if self._take()[1] != ")":
                 raise ValueError("a parenthesis is not closed")
+            self._deeper(-1)
             return node
         raise ValueError(f"unexpected {value!r}")
 
@@ -328,12 +346,16 @@ class _Parser:
                     value = self._take()[1]
                     key = "*" if value == "*" else value[1:-1].replace("''", "'").lower()
                 else:  # an array index or a computed key: any element
+                    self._deeper(1)
                     self._binary(0)
+                    self._deeper(-1)
                     key = "*"
                 _, value, position = self._take()
                 if value != "]":
                     raise ValueError("a bracket is not closed")
                 end = position + 1
+            if len(node.parts) >= _MAX_DEPTH and node.kind in ("ctx", "member"):
+                raise ValueError(f"a path of more than {_MAX_DEPTH} fields")
             if node.kind == "ctx":
                 node = _Node("ctx", (*node.parts, key), offset=node.offset, end=end)
             elif node.kind == "member":
@@ -344,22 +366,29 @@ class _Parser:
 
 
 def _flows(node: _Node, text: str) -> list[Flow]:
-    if node.kind == "ctx":
-        return [Flow(node.parts, text[node.offset:node.end], node.offset)]
-    if node.kind == "either":
-        return [flow for arg in node.args for flow in _flows(arg, text)]
-    if node.kind == "member":
-        return [dataclasses.replace(flow, path=flow.path + node.parts, whole=False)
-                for flow in _flows(node.args[0], text)]
-    if node.kind == "call" and node.parts[0] not in _NO_TEXT:
-        flows = [flow for arg in node.args for flow in _flows(arg, text)]
-        return [dataclasses.replace(flow, whole=True) for flow in flows] if node.parts[0] == "tojson" else flows
-    return []
+    """The flows of a parsed expression, in the order written. The parser builds `a || b || c ...` as deep as
+    it is long, so operands are taken from a stack; calls and fields recurse only as deep as the parser allows."""
+    found: list[Flow] = []
+    todo = [node]
+    while todo:
+        node = todo.pop()
+        if node.kind == "either":
+            todo += reversed(node.args)
+        elif node.kind == "ctx":
+            found.append(Flow(node.parts, text[node.offset:node.end], node.offset))
+        elif node.kind == "member":
+            found += [dataclasses.replace(flow, path=flow.path + node.parts, whole=False)
+                      for flow in _flows(node.args[0], text)]
+        elif node.kind == "call" and node.parts[0] not in _NO_TEXT:
+            flows = [flow for arg in node.args for flow in _flows(arg, text)]
+            found += [dataclasses.replace(flow, whole=True) for flow in flows] if node.parts[0] == "tojson" else flows
+    return found
 
 
 def value_flows(expression: str) -> list[Flow] | None:
     """The contexts whose text can become the value of an expression (the inside of a `${{ }}`), in the
-    order they are written; None when it is not a valid expression.
+    order they are written; None when it is not a valid expression, or is nested deeper than GitHub accepts
+    (50 parentheses, calls, computed keys and `!`), or names a context path more than 50 fields long.
 
     `a || b` and `a && b` yield one of their operands; `format()`, `join()`, `fromJSON()` and any other
     function pass their arguments' text on, and `toJSON()` a whole object; comparisons, `!`, `contains()`,
@@ -371,6 +400,19 @@ def value_flows(expression: str) -> list[Flow] | None:
         return _flows(_Parser(expression).parse(), expression)
     except (ValueError, RecursionError):
         return None
+
+
+def expression_matches(text: str) -> Iterator[re.Match[str]]:
+    """The matches of `EXPRESSION` in a text, as `finditer` finds them, in time linear in the text: a `${{`
+    with no `}}` after it ends the search, where the regex would start again from every later `${{` and
+    read on to the end each time (a line of `${{ ${{ ${{ ...` would cost its length squared)."""
+    start = text.find("${{")
+    while start >= 0 and text.find("}}", start + 3) >= 0:
+        match = EXPRESSION.match(text, start)
+        if match is None:
+            return
+        yield match
+        start = text.find("${{", match.end())
 
 
 # The text an outsider writes: anyone who can open an issue or a pull request, comment, review, edit the
@@ -435,6 +477,9 @@ def outsider_field(path: Sequence[str], whole: bool = False) -> str:
     return ""
 
 
+# A line that merges a mapping in, `<<: *defaults` (as a block key, a list item's first key or in a flow
+# mapping): not a `<<` in a script (`cat <<EOF`).
+_MERGE = re.compile(r"(?:^\s*(?:-\s+)?|[{,]\s*)<<\s*:")
 # A whole line that writes a value as a YAML alias: `run: *script`, `steps: *steps`, `- *step`.
 _ALIAS = re.compile(r"^\s*(?:-\s+)?(?:[^\s#'\":][^#'\":]*:\s+)?\*[^\s,\[\]{}#'\"]+\s*(?:#.*)?$")
 
@@ -451,25 +496,310 @@ def alias_line(source: Sequence[str], node: object, key: object) -> int | None:
         if line is None:
             return None
         if not node.line <= line <= node.end_line:  # a key merged in from the anchor of a `<<:`
-            last = min(node.end_line, len(source))
-            return next((n for n in range(node.line, last + 1) if "<<" in source[n - 1]), node.line)
+            return _merge_line(source, node)
         return line if line <= len(source) and _ALIAS.match(source[line - 1]) else None
     if not isinstance(node, YamlSeq) or not isinstance(key, int) or not 0 <= key < len(node.lines):
         return None
     # An aliased item has its anchor's line, before the items written in place around it: it is the next
-    # `- *name` line at the indentation of the sequence's first dash.
+    # `- *name` line at the indentation of the sequence's first dash (a loop over the items should call
+    # item_alias_lines once instead).
+    return item_alias_lines(source, node)[key]
+
+
+# The `<<` line of each mapping of the file last read that merges keys in: alias_line is asked once per merged
+# key (a `jobs:` mapping that merges in a thousand jobs), and looking for the line each time would read the
+# mapping once per key.
+_merges: tuple[Sequence[str], dict[int, tuple[YamlMap, int]]] = ((), {})
+
+
+def _merge_line(source: Sequence[str], node: YamlMap) -> int:
+    """The first line of a mapping that merges another in (its own line when none does)."""
+    global _merges
+    if _merges[0] is not source:
+        _merges = (source, {})
+    known = _merges[1].get(id(node))
+    if known is None:
+        last = min(node.end_line, len(source))
+        known = (node, next((n for n in range(node.line, last + 1) if _MERGE.search(source[n - 1])), node.line))
+        _merges[1][id(node)] = known  # the mapping is kept with its line, so its id is not reused
+    return known[1]
+
+
+# Expressions worked out to a value (ORG-GHA-014 reads them): the same parser, its nodes keeping their operator
+# and literal token, and the job graph, version comments and artifact actions that more than one audit reads.
+
+ExpressionNode = _Node
+# Deeper than any workflow needs: the parser recurses a few frames per parenthesis, bracket and `!`, and a
+# gate reads hostile files.
+_MAX_NESTING = 32
+_KEYWORDS: dict[str, str | float | bool | None] = {"true": True, "false": False, "null": None}
+
+
+def parse_expression(expression: str) -> ExpressionNode | None:
+    """The parsed form of an expression (the inside of a `${{ }}`); None when it is not valid, nests
+    parentheses and brackets more than 32 deep or holds more than 32 `!`.
+
+    A node's `kind` and `parts` are as `_Node` tells: `parts` holds a test's or an either's operator
+    (`==`, `!`, `||` ...), a literal's token as written (`literal()` reads it), a context's path normalised
+    as in `Flow`, a call's function name in lower case.
+    """
+    try:
+        parser = _Parser(expression)
+        depth = bangs = 0
+        for _, token, _ in parser.tokens:
+            depth += (token in ("(", "[")) - (token in (")", "]"))
+            bangs += token == "!"
+            if depth > _MAX_NESTING or bangs > _MAX_NESTING:
+                return None
+        return parser.parse()
+    except (ValueError, RecursionError):
+        return None
+
+
+def literal(node: ExpressionNode) -> str | float | bool | None:
+    """The value of a `lit` node: a string (its quotes and doubled quotes undone), a number, true, false or
+    null. A hexadecimal number too large for a float is infinite, as a decimal one is."""
+    token = node.parts[0]
+    if token.startswith("'"):
+        return token[1:-1].replace("''", "'")
+    if token.lower() in _KEYWORDS:
+        return _KEYWORDS[token.lower()]
+    try:
+        return float.fromhex(token) if "x" in token.lower() else float(token)
+    except OverflowError:
+        return float("-inf") if token.startswith("-") else float("inf")
+
+
+def needed_by(workflow: object) -> dict[str, list[str]]:
+    """Each job's dependents: the jobs whose `needs:` names it, in the file's order (names of no job are left
+    out). Built once, so that a walk over the job graph is linear in its size."""
+    ids = {job_id for job_id, _, _ in jobs(workflow)}
+    found: dict[str, list[str]] = {}
+    for job_id, job, _ in jobs(workflow):
+        needs = job.get("needs")
+        for name in dict.fromkeys(n for n in (needs if isinstance(needs, list) else [needs]) if isinstance(n, str)):
+            if name in ids:
+                found.setdefault(name, []).append(job_id)
+    return found
+
+
+def needs_order(workflow: object) -> list[str]:
+    """The job ids in an order where each job comes after every job it needs, as GitHub runs them; the jobs
+    of a `needs:` cycle (a workflow GitHub refuses) and those after them are left out."""
+    graph = needed_by(workflow)
+    waiting = {job_id: 0 for job_id, _, _ in jobs(workflow)}
+    for dependents in graph.values():
+        for job_id in dependents:
+            waiting[job_id] += 1
+    order = [job_id for job_id, count in waiting.items() if not count]
+    for job_id in order:  # grows while it is walked
+        for dependent in graph.get(job_id, ()):
+            waiting[dependent] -= 1
+            if not waiting[dependent]:
+                order.append(dependent)
+    return order
+
+
+# The actions that upload a workflow artifact, which later jobs of the run (or anyone who can read the run) take.
+ARTIFACT_UPLOADS = frozenset({"actions/upload-artifact", "actions/upload-pages-artifact"})
+# At most nine digits a number: int() refuses a string of thousands (and no version has them).
+_VERSION_TAG = re.compile(r"^v?(\d{1,9})(?:\.(\d{1,9}))?(?:\.\d+)*(?:[-+][\w.-]*)?$")
+_VERSION_NOTE = re.compile(r"#\s*v?(\d{1,9})(?:\.(\d{1,9}))?(?!\d)")
+
+
+def action_version(uses: str, line_text: str) -> tuple[int, int] | None:
+    """The (major, minor) version of an action reference: its tag (`@v4`, `@v4.3.1`), else the comment
+    beside a SHA on its line (`# v4.6.2`, Dependabot's and Renovate's form); None when neither tells."""
+    found = _VERSION_TAG.match(uses.partition("@")[2].strip()) or _VERSION_NOTE.search(line_text)
+    return (int(found.group(1)), int(found.group(2) or 0)) if found else None
+
+
+# Shared by ORG-GHA-004, 010, 012 and 017: a declared `permissions:`, the steps of a job with the line that
+# reuses them through an alias, the lines of a script in the file, and the commands of a script that write
+# the files the runner reads between steps.
+
+def declares_permissions(node: object) -> bool:
+    """The workflow or job writes `permissions:` with a value: a level for every scope (`read-all`) or a
+    mapping of scopes (`{}` included). A bare `permissions:` is null, which grants nothing explicitly: the
+    token keeps the repository's default, so it does not count as declared."""
+    return isinstance(node, YamlMap) and isinstance(node.get("permissions"), (str, dict))
+
+
+def item_alias_lines(source: Sequence[str], node: YamlSeq) -> list[int | None]:
+    """`alias_line(source, node, index)` for every index of a sequence at once, in one pass over its lines
+    (asking for each index in turn would walk the sequence again each time)."""
     first = next((text for text in source[max(node.line - 1, 0):node.end_line] if text.lstrip().startswith("-")), "")
     item = re.compile(rf"^{re.escape(first[:len(first) - len(first.lstrip())])}-\s+\*[^\s,\[\]{{}}#'\"]+\s*(?:#.*)?$")
-    cursor = node.line - 1
+    found: list[int | None] = [None] * len(node.lines)
+    cursor, last = node.line - 1, min(node.end_line, len(source))
     for index, line in enumerate(node.lines):
         if cursor < line <= node.end_line:  # written in place
-            if index == key:
-                return None
             cursor = line
             continue
-        found = next((n for n in range(cursor + 1, min(node.end_line, len(source)) + 1) if item.match(source[n - 1])),
-                     None)
-        if found is None or index == key:
-            return found
-        cursor = found
+        hit = next((n for n in range(cursor + 1, last + 1) if item.match(source[n - 1])), None)
+        if hit is None:
+            break
+        found[index] = cursor = hit
+    return found
+
+
+def placed_steps(source: Sequence[str], workflow: object
+                 ) -> Iterator[tuple[str, YamlMap, int, YamlMap, int | None]]:
+    """(job id, job, index, step, alias line) of every step of every job. The alias line is where the job,
+    its `steps:` or the step itself is used through a YAML alias (`b: *job`, `steps: *steps`, `- *step`),
+    None when written in place: what is found in such a step belongs there, not at the anchor's lines."""
+    if not isinstance(workflow, YamlMap):
+        return
+    for job_id, job, _ in jobs(workflow):
+        job_at = alias_line(source, workflow.get("jobs"), job_id) or alias_line(source, job, "steps")
+        sequence = job.get("steps")
+        if not isinstance(sequence, YamlSeq):
+            continue
+        aliases = item_alias_lines(source, sequence)
+        for index, step in enumerate(sequence):
+            if isinstance(step, YamlMap):
+                yield job_id, job, index, step, job_at or (aliases[index] if index < len(aliases) else None)
+
+
+# How far past the last line found a script line is looked for: a folded (`>`) or escaped quoted line is on
+# no single source line, and the bound stops each such miss from scanning to the end of the step.
+_LOOKAHEAD = 200
+
+
+def script_lines(value: str, source: Sequence[str], start: int, end: int) -> list[int]:
+    """The source line of each line (`value.split("\\n")`) of a YAML string whose key is on line `start`
+    and whose node ends on `end`; `source` is the file's lines, split once by the caller.
+
+    Each non-blank line is looked up in order after the last one found (so a repeated line, `fi` or
+    `make`, gets its own line), so the lines are right for literal (`|`), folded (`>`) and plain scalars
+    alike; a blank line, or one no source line holds (folded or escaped), gets the line of the one before.
+    """
+    numbers: list[int] = []
+    cursor, stop = max(start, 1), min(end, len(source))
+    after = cursor  # where the next line is looked for: the key's line at first, then past the last found
+    for piece in value.split("\n"):
+        stripped = piece.strip()
+        if stripped:
+            found = next((n for n in range(after, min(stop, after + _LOOKAHEAD) + 1) if stripped in source[n - 1]),
+                         None)
+            if found is not None:
+                cursor, after = found, found + 1
+        numbers.append(cursor)
+    return numbers
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvFileWrite:
+    """A command of a `run:` script that writes to GITHUB_ENV or GITHUB_PATH (`target`).
+
+    `index` is the script line of the command. `expanded` is what it writes as the shell reads it: the
+    command without the file's name, with the lines of the `{ }`, `( )` or loop it closes
+    (`} >> "$GITHUB_ENV"`) and the body of the here-document it opens (`cat <<EOF >> "$GITHUB_ENV"`).
+    `verbatim` is the body of a here-document with a quoted delimiter (`<<'EOF'`), which the shell writes
+    unexpanded; a `${{ }}` in it is still replaced by GitHub before the script runs.
+    """
+
+    target: str
+    index: int
+    expanded: str
+    verbatim: str = ""
+
+
+_ENV_FILE = re.compile(r"\$(?:\{(?:env:)?(GITHUB_(?:ENV|PATH))\}|(?:env:)?(GITHUB_(?:ENV|PATH))\b)", re.IGNORECASE)
+# What stands just before the file's name when a command writes to it: a redirection (`>>`, `>`, `&>>`),
+# `tee` and its options, or a PowerShell cmdlet that writes files, with the file as its first argument or
+# as -Path, -FilePath or -LiteralPath. Only a short window before the name is read, so a line costs its length.
+_REDIRECT = re.compile(r"[0-9&]?>>?\|?\s*$")
+_TEE = re.compile(r"\btee(?:\s+-{1,2}[\w-]+)*\s+$", re.IGNORECASE)
+_CMDLET = re.compile(r"\b(?:Out-File|Add-Content|Set-Content)\b", re.IGNORECASE)
+_FILE_ARGUMENT = re.compile(r"(?:\b(?:Out-File|Add-Content|Set-Content)\s+|\s-(?:File|Literal)?Path(?::\s*|\s+))$",
+                            re.IGNORECASE)
+_WINDOW = 80
+_HEREDOC = re.compile(r"(?<!<)<<(-?)\s*(\\?[\"']?)([A-Za-z_][\w-]*)[\"']?")
+# A group's lines are taken back to its opener for at most this many lines: the bound keeps nested groups
+# that each write from copying the script once per level.
+_GROUP_LINES = 50
+
+
+def _writes_on(line: str) -> list[tuple[str, str]]:
+    """(target, text before the writing command) of each write the line makes."""
+    found: list[tuple[str, str]] = []
+    cmdlet = _CMDLET.search(line)
+    for match in _ENV_FILE.finditer(line):
+        target = (match.group(1) or match.group(2)).upper()
+        end = match.start() - (match.start() > 0 and line[match.start() - 1] in "'\"")
+        begin = max(0, end - _WINDOW)
+        window = line[begin:end]
+        redirect = _REDIRECT.search(window) or _TEE.search(window)
+        if redirect:
+            head = line[:begin + redirect.start()]
+        elif cmdlet and cmdlet.start() < match.start() and _FILE_ARGUMENT.search(window):
+            head = line[:cmdlet.start()]
+        else:
+            continue
+        if target not in (t for t, _ in found):
+            found.append((target, head.rstrip(" \t|")))
+    return found
+
+
+def _heredoc(line: str) -> tuple[str, bool] | None:
+    """(delimiter, quoted) of the here-document a shell line opens outside quotes, None when it opens none."""
+    doubles = singles = position = 0
+    for match in _HEREDOC.finditer(line):
+        between = line[position:match.start()]
+        doubles, singles, position = doubles + between.count('"'), singles + between.count("'"), match.start()
+        if doubles % 2 == 0 and singles % 2 == 0:
+            return match.group(3), bool(match.group(2))
     return None
+
+
+def _closer(stripped: str) -> str:
+    """The kind of group a script line closes (`}`, `)` or `done`), '' when none."""
+    if stripped.startswith(("}", ")")):
+        return stripped[0]
+    return "done" if re.match(r"done\b", stripped) else ""
+
+
+def _opener(stripped: str) -> str:
+    """The kind of group a script line opens and leaves open, '' when none."""
+    if stripped == "{" or stripped.endswith((" {", "\t{")) or (stripped.startswith("{ ") and "}" not in stripped):
+        return "}"
+    if stripped.startswith("(") and ")" not in stripped:
+        return ")"
+    return "done" if re.match(r"(?:for|while|until|select)\b", stripped) and not re.search(r"\bdone\b", stripped) \
+        else ""
+
+
+def env_file_writes(script: str) -> Iterator[EnvFileWrite]:
+    """Every command of a shell or PowerShell script that writes to `$GITHUB_ENV` or `$GITHUB_PATH`:
+    `>>`/`>` redirections, `tee` (`-a`, `--append`), `Out-File`, `Add-Content` and `Set-Content`, with what
+    each writes, read in one pass (a here-document's body is data, not commands)."""
+    lines = script.split("\n")
+    open_groups: dict[str, list[int]] = {"}": [], ")": [], "done": []}
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        stripped = line.strip()
+        heredoc = _heredoc(line)
+        after = index + 1
+        body: list[str] = []
+        if heredoc:
+            after = next((n for n in range(index + 1, len(lines)) if lines[n].strip() == heredoc[0]), len(lines))
+            body, after = lines[index + 1:after], after + 1
+        closer = _closer(stripped)
+        opened_at = open_groups[closer].pop() if closer and open_groups[closer] else None
+        opener = _opener(stripped)
+        if opener:
+            open_groups[opener].append(index)
+        writes = _writes_on(line)
+        text = _ENV_FILE.sub("", line) if writes else ""
+        for target, head in writes:
+            expanded, verbatim = text, ""
+            if closer and head.strip() == closer and opened_at is not None:
+                expanded = "\n".join([*lines[max(opened_at, index - _GROUP_LINES):index], text])
+            if heredoc and heredoc[1]:
+                verbatim = "\n".join(body)
+            elif heredoc:
+                expanded = "\n".join([expanded, *body])
+            yield EnvFileWrite(target, index, expanded, verbatim)
+        index = after
