@@ -73,16 +73,6 @@ def item_line(seq: Any, index: int, default: int = 1) -> int:
     return default
 
 
-def find_line(text: str, needle: str, start: int, end: int | None = None) -> int:
-    """The first line >= `start` (and <= `end`) of `text` that holds `needle`; `start` when none does."""
-    lines = text.splitlines()
-    stop = len(lines) if end is None else min(end, len(lines))
-    for number in range(max(start, 1), stop + 1):
-        if needle in lines[number - 1]:
-            return number
-    return start
-
-
 def text_lines(value: str, text: str, start: int, end: int | None = None) -> Iterator[tuple[int, str]]:
     """(source line, line of `value`) for each line of a YAML string scalar that starts on `start`.
 

@@ -34,10 +34,6 @@ UNTRUSTED = re.compile(
     re.IGNORECASE,
 )
 EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
-_QUOTED = re.compile(r"'(?:[^']|'')*'")
-_BOOLEAN_CALL = re.compile(
-    r"^!?\s*(?:contains|startsWith|endsWith|success|failure|always|cancelled)\s*\(", re.IGNORECASE
-)
 SECRET_CONTEXT = re.compile(r"\bsecrets\b|\bgithub\.token\b")
 
 
@@ -53,38 +49,6 @@ def action_refs(workflow: object) -> Iterator[tuple[str, str, int]]:
         for i, step in enumerate(mappings(job.get("steps"))):
             if isinstance(step.get("uses"), str):
                 yield step["uses"], f"jobs.{job_id}.steps[{i}].uses", step.lines["uses"]
-
-
-def _top_level(expression: str) -> str:
-    """The expression with quoted strings and parenthesised parts blanked (same length)."""
-    bare = _QUOTED.sub(lambda m: "'" + " " * (len(m.group(0)) - 2) + "'", expression)
-    depth, out = 0, []
-    for char in bare:
-        depth += char == "("
-        out.append(char if depth == 0 else " ")
-        depth -= char == ")" and depth > 0
-    return "".join(out)
-
-
-def text_operands(expression: str, depth: int = 0) -> list[str]:
-    """The parts of an expression whose text can become its value.
-
-    `a || b` and `a && b` evaluate to one of their operands, so each operand is looked at; an operand
-    that is a comparison, a negation or a call of contains()/startsWith()/endsWith() only yields
-    true/false and carries no text.
-    """
-    expression = expression.strip()
-    top = _top_level(expression)
-    cuts = [m.start() for m in re.finditer(r"\|\||&&", top)]
-    if cuts and depth < 20:
-        bounds = [0, *[c for cut in cuts for c in (cut, cut + 2)], len(expression)]
-        return [part for a, b in zip(bounds[::2], bounds[1::2], strict=True)
-                for part in text_operands(expression[a:b], depth + 1)]
-    if expression.startswith("(") and expression.endswith(")") and not top.strip() and depth < 20:
-        return text_operands(expression[1:-1], depth + 1)
-    if re.search(r"==|!=|<=|>=|<|>", top) or re.match(r"!(?!=)", expression) or _BOOLEAN_CALL.match(expression):
-        return []
-    return [expression]
 
 
 def triggers(workflow: object) -> tuple[set[str], int]:
@@ -141,18 +105,6 @@ def run_text(step: YamlMap) -> str:
 def references_secret(value: object) -> bool:
     """A value with a `${{ }}` expression that reads the `secrets` context (or `github.token`)."""
     return isinstance(value, str) and any(SECRET_CONTEXT.search(m.group(1)) for m in expression_matches(value))
-
-
-def env_blocks(workflow: object) -> Iterator[tuple[str, YamlMap]]:
-    """(resource, `env:` mapping) of the workflow, of each job and of each step: every place a variable is set."""
-    if isinstance(workflow, YamlMap) and isinstance(workflow.get("env"), YamlMap):
-        yield "env", workflow["env"]
-    for job_id, job, _ in jobs(workflow):
-        if isinstance(job.get("env"), YamlMap):
-            yield f"jobs.{job_id}.env", job["env"]
-        for i, step in steps(job):
-            if isinstance(step.get("env"), YamlMap):
-                yield f"jobs.{job_id}.steps[{i}].env", step["env"]
 
 
 MATRIX_REFERENCE = re.compile(r"^\s*\$\{\{\s*matrix\.([A-Za-z_][\w-]*)\s*\}\}\s*$")
