@@ -175,6 +175,7 @@ def _runs_gate(job: YamlMap) -> bool:
                 environment: production
     """,
     tags=["change-control", "paved-road"],
+    params={"approval_environments": []},
 )
 
 
@@ -184,10 +185,13 @@ def deploy_needs_gate(doc: Document, ctx: Context) -> Iterator[Violation]:
     the checker action/reusable workflow. A deploy job that runs `checker scan` itself also passes.
 
     An environment job that only tears a deployment down (`kubectl delete`, `helm uninstall`,
-    `terraform destroy`, with no deploy command) ships nothing and is exempt.
+    `terraform destroy`, with no deploy command) ships nothing and is exempt. So is a job in one of the
+    rule's `approval_environments` (environments used only to make a person approve a run, such as a scan
+    of a fork's pull request) unless it deploys by action or command.
 
     The finding points at the job's `needs:` when it has one, else at the job id.
     """
+    approval = {str(name) for name in ctx.params.get("approval_environments") or []}
     all_jobs = {job_id: job for job_id, job, _ in jobs(doc.data)}
     gates = {job_id for job_id, job in all_jobs.items() if _runs_gate(job)}
 
@@ -204,7 +208,7 @@ def deploy_needs_gate(doc: Document, ctx: Context) -> Iterator[Violation]:
 
     for job_id, job, line in jobs(doc.data):
         why = deploys(job)
-        if not why and environment_name(job) and not _tears_down(job):
+        if not why and environment_name(job) and not _tears_down(job) and environment_name(job) not in approval:
             why = f"runs in environment {environment_name(job)}"
         if not why or job_id in gates or upstream(job_id) & gates:
             continue

@@ -63,6 +63,13 @@ def test_protected_environments_param(run_rule) -> None:
         (15, "job pages deploys to environment github-pages, which is not a protected environment (production)")]
 
 
+def test_approval_environments_param(run_rule) -> None:
+    """An approval-only environment is no deployment by itself; a job that deploys in it still needs the gate."""
+    findings, _ = run_rule(FIXTURES / "ORG-GHA-007" / "fail", "ORG-GHA-007",
+                           params={"approval_environments": ["pypi", "production"]})
+    assert where(findings) == [(W + "deploy.yml", 12)]
+
+
 def test_allow_owners_param(run_rule) -> None:
     findings, _ = run_rule(FIXTURES / "ORG-GHA-001" / "fail", "ORG-GHA-001", params={"allow_owners": ["actions"]})
     assert where(findings) == [(W + "ci.yml", 9), (W + "ci.yml", 14)]
