@@ -89,8 +89,6 @@ PROTECTED_IF = re.compile(
     r"\$CI_COMMIT_(?:BRANCH|REF_NAME)\s*==\s*[\"'](?:main|master|production|release/[^\"']*)[\"']|"
     r"\$CI_COMMIT_TAG\b(?!\s*==\s*null)(?!\s*!=)",
 )
-
-
 def jobs(pipeline: object) -> Iterator[tuple[str, YamlMap, int]]:
     """(name, job, line of the name) of every job (hidden `.templates` excluded)."""
     if not isinstance(pipeline, YamlMap):

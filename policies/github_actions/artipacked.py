@@ -16,26 +16,16 @@ _EXPRESSION_FALSE = re.compile(r"^\s*\$\{\{\s*(?:false|'\s*false\s*')\s*\}\}\s*$
 _TEMP_CREDENTIALS = (6, 0)
 
 
-def _line_text(source: list[str], line: int) -> str:
-    return source[line - 1] if 0 < line <= len(source) else ""
-
-
-_BARE_MAJOR = re.compile(r"v?(\d{1,9})")
-
-
 def _carries_git_folder(step: YamlMap, source: list[str]) -> bool:
     """An `actions/upload-artifact` step that can upload `.git/config`: it asks for hidden files, or it is
-    older than v4.4.0, which started leaving them out (an unreadable version counts as older; a bare major
-    tag such as `@v4` is the newest release of that major, so v4 and later)."""
+    older than v4.4.0, which started leaving them out (an unreadable version counts as older)."""
     if action_name(step.get("uses")).lower() != "actions/upload-artifact":
         return False
     with_ = step.get("with")
     hidden = with_.get("include-hidden-files") if isinstance(with_, YamlMap) else None
     if hidden is True or (isinstance(hidden, str) and hidden.strip().lower() == "true"):
         return True
-    if (major := _BARE_MAJOR.fullmatch(str(step["uses"]).partition("@")[2].strip())) and int(major.group(1)) >= 4:
-        return False
-    version = action_version(str(step["uses"]), _line_text(source, step.line_of("uses")))
+    version = action_version(step, source)
     return version is None or version < (4, 4)
 
 
@@ -90,7 +80,7 @@ def checkout_credentials_not_persisted(doc: Document, ctx: Context) -> Iterator[
         if job_id not in uploads:
             uploads[job_id] = [other for _, other in steps(job) if _carries_git_folder(other, source)]
         persist = _persist(step)
-        version = action_version(str(step["uses"]), _line_text(source, step.line_of("uses")))
+        version = action_version(step, source)
         exposed = uploads[job_id] if version is None or version < _TEMP_CREDENTIALS else []
         if _is_false(persist) or (persist is not None and not exposed):
             continue

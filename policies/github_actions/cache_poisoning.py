@@ -623,8 +623,7 @@ def release_jobs_do_not_restore_caches(doc: Document, ctx: Context) -> Iterator[
             uses = step.get("uses")
             if not isinstance(uses, str) or not any(s.action == action_name(uses).lower() for s in CACHE_SWITCHES):
                 continue
-            line = step.line_of("uses")
-            version = action_version(uses, workflow.lines[line - 1] if 0 < line <= len(workflow.lines) else "")
+            version = action_version(step, workflow.lines)
             found: tuple[bool | None, str, str, str, bool] | None = None
             for index, run in enumerate(workflow.runs):
                 if not job_runs[index] or workflow.runs_in(step.get("if"), run) is False:
@@ -641,4 +640,5 @@ def release_jobs_do_not_restore_caches(doc: Document, ctx: Context) -> Iterator[
                 consequence = "goes into what it releases" if delivers else \
                     "runs in a release run, with the job's token and secrets"
                 yield Violation(f"job {job_id} {why}, and {action_name(uses)} {how}: a poisoned cache entry "
-                                f"{consequence} ({advice} in the runs that release)", line, f"jobs.{job_id}.steps[{i}]")
+                                f"{consequence} ({advice} in the runs that release)", step.line_of("uses"),
+                                f"jobs.{job_id}.steps[{i}]")

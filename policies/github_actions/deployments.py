@@ -102,8 +102,6 @@ def environment_name(job: YamlMap) -> str | None:
     tags=["change-control"],
     params={"protected_environments": []},
 )
-
-
 def deploy_in_environment(doc: Document, ctx: Context) -> Iterator[Violation]:
     """A job that deploys (a known deploy action such as `azure/webapps-deploy` or `actions/deploy-pages`,
     or `kubectl apply`, `helm upgrade`, `terraform apply`, `cdk deploy`... in a `run:`) declares an
@@ -177,8 +175,6 @@ def _runs_gate(job: YamlMap) -> bool:
     tags=["change-control", "paved-road"],
     params={"approval_environments": []},
 )
-
-
 def deploy_needs_gate(doc: Document, ctx: Context) -> Iterator[Violation]:
     """Every job that deploys (see ORG-GHA-006) or runs in an `environment:` (GitHub records a deployment
     for it) depends, through `needs:` (directly or transitively), on a job that runs `checker scan` or

@@ -67,8 +67,6 @@ def _prints(piece: str, secret_envs: frozenset[str]) -> bool:
     tags=["ci-security", "secrets"],
     params={"trusted_owners": ["actions", "github"]},
 )
-
-
 def secrets_not_exposed(doc: Document, ctx: Context) -> Iterator[Violation]:
     """No `run:` line prints a secret (`echo`/`printf`/`Write-Host` of `${{ secrets.* }}` or of an env
     variable set from one, unless piped to another command or redirected to a file), and no step passes

@@ -39,8 +39,6 @@ def _self_hosted(runs_on: object) -> bool:
     """,
     tags=["ci-security"],
 )
-
-
 def no_self_hosted_on_public_triggers(doc: Document, ctx: Context) -> Iterator[Violation]:
     """A workflow triggered by `pull_request`, `pull_request_target`, `issue_comment`, `issues`,
     `discussion` or other events outsiders can cause does not run any job on a `self-hosted` runner.

@@ -7,15 +7,14 @@ from collections.abc import Iterator
 from checker.documents import Document
 from checker.policy import Context, Violation, policy
 
-from .._helpers import is_pinned_by_digest
-from .workflow import FULL_SHA, action_refs
+from .workflow import action_refs, is_pinned
 
-# Reusable workflows that must be called by a release tag: slsa-github-generator reads its own version from
-# the tag to fetch its verified builder, and a SHA makes provenance generation fail (its documentation says
-# so); a tag like v2.1.0 is what its users can review.
 # How far below its key a `uses:` value is looked for: a block scalar puts it on the next line, after at most
 # a few comment or blank lines. A bound keeps the search linear in the file's size.
 _VALUE_LINES = 5
+# Reusable workflows that must be called by a release tag: slsa-github-generator reads its own version from
+# the tag to fetch its verified builder, and a SHA makes provenance generation fail (its documentation says
+# so); a tag like v2.1.0 is what its users can review.
 TAG_ONLY = re.compile(r"^slsa-framework/slsa-github-generator/\.github/workflows/[^@]+@v\d+\.\d+\.\d+$")
 
 
@@ -34,8 +33,6 @@ TAG_ONLY = re.compile(r"^slsa-framework/slsa-github-generator/\.github/workflows
     tags=["supply-chain"],
     params={"allow_owners": []},
 )
-
-
 def actions_pinned(doc: Document, ctx: Context) -> Iterator[Violation]:
     """Every `uses:` of an action or reusable workflow from another repository names a full commit SHA.
 
@@ -55,15 +52,12 @@ def actions_pinned(doc: Document, ctx: Context) -> Iterator[Violation]:
 
     for written, resource, key_line in action_refs(doc.data):
         uses = written.strip()
-        if uses.startswith("./") or TAG_ONLY.match(uses):
+        if is_pinned(uses) or TAG_ONLY.match(uses):
             continue
         if uses.startswith("docker://"):
-            if not is_pinned_by_digest(uses):
-                yield Violation(f"docker action {uses} is not pinned by digest", value_line(uses, key_line), resource)
+            yield Violation(f"docker action {uses} is not pinned by digest", value_line(uses, key_line), resource)
             continue
         name, _, ref = uses.partition("@")
-        if name.split("/", 1)[0].lower() in allowed:
-            continue
-        if not FULL_SHA.match(ref):
+        if name.split("/", 1)[0].lower() not in allowed:
             yield Violation(f"{name} is pinned to {ref or 'nothing'!s}, not a full commit SHA",
                             value_line(uses, key_line) if uses else key_line, resource)

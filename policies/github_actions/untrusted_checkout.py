@@ -45,8 +45,6 @@ UNTRUSTED_REF = re.compile(
     """,
     tags=["ci-security"],
 )
-
-
 def no_untrusted_checkout(doc: Document, ctx: Context) -> Iterator[Violation]:
     """A workflow triggered by `pull_request_target`, `workflow_run` or `issue_comment` (which run with
     the base repository's secrets) does not check out the pull request's head (`actions/checkout` with

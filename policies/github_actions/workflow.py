@@ -12,9 +12,9 @@ from collections.abc import Iterator, Sequence
 
 from checker.documents import YamlMap, YamlSeq
 
-from .._helpers import mappings
+from .._helpers import is_pinned_by_digest, mappings
 
-FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+_FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 PUBLIC_TRIGGERS = frozenset({
     "pull_request", "pull_request_target", "pull_request_review", "pull_request_review_comment",
@@ -93,8 +93,8 @@ def is_pinned(uses: str) -> bool:
     if uses.startswith("./"):
         return True
     if uses.startswith("docker://"):
-        return "@sha256:" in uses
-    return bool(FULL_SHA.match(uses.partition("@")[2]))
+        return is_pinned_by_digest(uses)
+    return bool(_FULL_SHA.match(uses.partition("@")[2]))
 
 
 def run_text(step: YamlMap) -> str:
@@ -559,11 +559,22 @@ _VERSION_TAG = re.compile(r"^v?(\d{1,9})(?:\.(\d{1,9}))?(?:\.\d+)*(?:[-+][\w.-]*
 _VERSION_NOTE = re.compile(r"#\s*v?(\d{1,9})(?:\.(\d{1,9}))?(?!\d)")
 
 
-def action_version(uses: str, line_text: str) -> tuple[int, int] | None:
-    """The (major, minor) version of an action reference: its tag (`@v4`, `@v4.3.1`), else the comment
-    beside a SHA on its line (`# v4.6.2`, Dependabot's and Renovate's form); None when neither tells."""
-    found = _VERSION_TAG.match(uses.partition("@")[2].strip()) or _VERSION_NOTE.search(line_text)
-    return (int(found.group(1)), int(found.group(2) or 0)) if found else None
+# The minor version of a bare major tag: `@v4` moves with v4's releases, so it is the newest of them.
+_NEWEST_MINOR = 10**9
+
+
+def action_version(step: YamlMap, source: Sequence[str]) -> tuple[int, int] | None:
+    """The (major, minor) version of a step's `uses:`: its tag (`@v4.3.1`; a bare `@v4` is v4's newest
+    release), else the comment beside a SHA on its line in `source`, the file's lines (`# v4.6.2`,
+    Dependabot's and Renovate's form; a bare `# v4` names some v4 release, taken as v4.0); None when
+    neither tells."""
+    uses = str(step.get("uses", ""))
+    tag = _VERSION_TAG.match(uses.partition("@")[2].strip())
+    if tag:
+        return int(tag.group(1)), int(tag.group(2)) if tag.group(2) else _NEWEST_MINOR
+    line = step.line_of("uses")
+    note = _VERSION_NOTE.search(source[line - 1]) if 0 < line <= len(source) else None
+    return (int(note.group(1)), int(note.group(2) or 0)) if note else None
 
 
 # Shared by ORG-GHA-004, 010, 012 and 017: a declared `permissions:`, the steps of a job with the line that
