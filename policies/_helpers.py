@@ -8,6 +8,13 @@ from typing import Any
 from checker.documents import YamlMap, YamlSeq
 
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+# A `${{ }}` expression, as GitHub Actions and Azure Pipelines write them (their bodies differ, not the fences).
+EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
+# Commands that create a throwaway local cluster: a job that runs one tests against it, and a `kubectl apply`
+# there deploys nothing.
+EPHEMERAL_CLUSTER_COMMANDS = re.compile(
+    r"\b(?:kind\s+create\s+cluster|minikube\s+start|k3d\s+cluster\s+create|k3s\s+server)\b"
+)
 
 
 def image_registry(image: str) -> str:
@@ -73,25 +80,31 @@ def item_line(seq: Any, index: int, default: int = 1) -> int:
     return default
 
 
-def text_lines(value: str, text: str, start: int, end: int | None = None) -> Iterator[tuple[int, str]]:
-    """(source line, line of `value`) for each line of a YAML string scalar that starts on `start`.
+# How far past the last line found a script line is looked for: a folded (`>`) or escaped quoted line is on
+# no single source line, and the bound stops each such miss from scanning to the end of the step.
+_LOOKAHEAD = 200
 
-    Each non-blank line of the value is looked up in the source in order, from `start` on, so the
-    lines are right for literal (`|`), folded (`>`) and plain scalars alike; a value line that cannot
-    be found (an escaped quoted string) gets the line of the last one found.
+
+def script_lines(value: str, source: Sequence[str], start: int, end: int) -> list[int]:
+    """The source line of each line (`value.split("\\n")`) of a YAML string whose key is on line `start`
+    and whose node ends on `end`; `source` is the file's lines, split once by the caller.
+
+    Each non-blank line is looked up in order after the last one found (so a repeated line, `fi` or
+    `make`, gets its own line), so the lines are right for literal (`|`), folded (`>`) and plain scalars
+    alike; a blank line, or one no source line holds (folded or escaped), gets the line of the one before.
     """
-    source = text.splitlines()
-    stop = len(source) if end is None else min(end, len(source))
-    cursor = max(start, 1)
-    for piece in value.splitlines():
+    numbers: list[int] = []
+    cursor, stop = max(start, 1), min(end, len(source))
+    after = cursor  # where the next line is looked for: the key's line at first, then past the last found
+    for piece in value.split("\n"):
         stripped = piece.strip()
-        if not stripped:
-            continue
-        for number in range(cursor, stop + 1):
-            if stripped in source[number - 1]:
-                cursor = number
-                break
-        yield cursor, piece
+        if stripped:
+            found = next((n for n in range(after, min(stop, after + _LOOKAHEAD) + 1) if stripped in source[n - 1]),
+                         None)
+            if found is not None:
+                cursor, after = found, found + 1
+        numbers.append(cursor)
+    return numbers
 
 
 def get_path(node: Any, *keys: Any) -> Any:
@@ -101,3 +114,16 @@ def get_path(node: Any, *keys: Any) -> Any:
             return None
         node = node.get(key)
     return node
+
+
+def expression_matches(text: str) -> Iterator[re.Match[str]]:
+    """The matches of `EXPRESSION` in a text, as `finditer` finds them, in time linear in the text: a `${{`
+    with no `}}` after it ends the search, where the regex would start again from every later `${{` and
+    read on to the end each time (a line of `${{ ${{ ${{ ...` would cost its length squared)."""
+    start = text.find("${{")
+    while start >= 0 and text.find("}}", start + 3) >= 0:
+        match = EXPRESSION.match(text, start)
+        if match is None:
+            return
+        yield match
+        start = text.find("${{", match.end())

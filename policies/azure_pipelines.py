@@ -9,8 +9,7 @@ from typing import Any
 from checker.documents import Document, YamlMap
 from checker.policy import Context, Violation, policy
 
-from ._helpers import is_approved, is_variable, mappings
-from .github_actions.workflow import script_lines
+from ._helpers import expression_matches, is_approved, is_variable, mappings, script_lines
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 DEPLOY_TASKS = re.compile(
@@ -312,7 +311,6 @@ UNTRUSTED_VARIABLES = {
 # Not known when templates are expanded (the docs' "available in templates: no"): `${{ }}` yields '' for them.
 _RUNTIME_ONLY = frozenset({"build.sourceversionmessage", "system.pullrequest.sourcebranch"})
 _MACRO = re.compile(r"\$\(\s*([A-Za-z_][\w.\-]*)\s*\)")
-_TEMPLATE = re.compile(r"\$\{\{(.*?)\}\}")
 _RUNTIME = re.compile(r"\$\[(.*?)\]\s*$", re.DOTALL)
 _READ = re.compile(r"variables\[\s*'([^']+)'\s*\]|variables\.([A-Za-z_][\w.]*)", re.IGNORECASE)
 # Expression functions that yield true/false, not text: an expression made of one carries no text.
@@ -329,31 +327,12 @@ def _expression_reads(expression: str) -> list[str]:
     return [(m.group(1) or m.group(2)).lower() for m in _READ.finditer(expression)]
 
 
-def _templates(text: str) -> Iterator[re.Match[str]]:
-    """The matches of `_TEMPLATE` in a text, as `finditer` finds them, in time linear in the text: where the
-    first `}}` after a `${{` is past the end of its line, no `${{` before that line's end can match either,
-    and where there is no `}}` at all, none after it can (the regex would read on from each `${{`)."""
-    start = text.find("${{")
-    while start >= 0:
-        close, newline = text.find("}}", start + 3), text.find("\n", start + 3)
-        if close < 0:
-            return
-        if 0 <= newline < close:
-            start = text.find("${{", newline + 1)
-            continue
-        match = _TEMPLATE.match(text, start)
-        if match is None:
-            return
-        yield match
-        start = text.find("${{", match.end())
-
-
 def _reads(text: str) -> Iterator[tuple[str, str]]:
     """(variable in lower case, how it is written) of every variable whose text is pasted into `text`
     before it runs: macros `$(name)` and template expressions `${{ variables['name'] }}`."""
     for match in _MACRO.finditer(text):
         yield match.group(1).lower(), match.group(0)
-    for match in _templates(text):
+    for match in (found for line in text.split("\n") for found in expression_matches(line)):
         yield from ((name, match.group(0).strip()) for name in _expression_reads(match.group(1))
                     if name not in _RUNTIME_ONLY)
 

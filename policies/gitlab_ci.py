@@ -10,8 +10,7 @@ from typing import Any, NamedTuple
 from checker.documents import Document, YamlMap
 from checker.policy import Context, Violation, policy
 
-from ._helpers import as_list, image_tag, is_approved, is_variable, item_line
-from .github_actions.workflow import script_lines
+from ._helpers import EPHEMERAL_CLUSTER_COMMANDS, as_list, image_tag, is_approved, is_variable, item_line, script_lines
 
 KEYWORDS = frozenset({"default", "include", "stages", "variables", "workflow", "image", "services", "cache",
                       "before_script", "after_script", "spec"})
@@ -615,7 +614,6 @@ _EXPANDED = re.compile(rf"\$\$|\$\{{?({_NAME})\}}?|%({_NAME})%")
 # reading to the first `]` from each would cost the square of a line of unclosed `$[[ inputs.x`.
 _INSIDE = r"(?:[^\]$]|\$(?!\[\[))"
 _EXPAND_VARS = re.compile(rf"\$\[\[\s*inputs\.([\w-]+){_INSIDE}*?\|\s*expand_vars\b{_INSIDE}*\]\]")
-SCRIPT_KEYS = ("before_script", "script", "after_script")
 
 
 def _definitions(node: object) -> dict[str, tuple[str, bool]]:
@@ -867,9 +865,6 @@ def _injection_message(variable: str, origin: str, sink: str, advice: str) -> st
     return f"untrusted `${variable}` ({what}) is expanded into `{sink}`, which parses it as code; {ADVICE[advice]}"
 
 
-_EPHEMERAL_CLUSTER = re.compile(r"\b(?:kind\s+create\s+cluster|minikube\s+start|k3d\s+cluster\s+create|k3s\s+server)\b")
-
-
 @policy(
     id="ORG-GITLAB-006",
     title="Deploy jobs declare an environment",
@@ -911,7 +906,7 @@ def deploys_declare_environment(doc: Document, ctx: Context) -> Iterator[Violati
         commands = deploy_lines(job)
         if not commands or environment_name(job) is not None or production_deploy(name, job):
             continue
-        if _EPHEMERAL_CLUSTER.search(scripts(job)):
+        if EPHEMERAL_CLUSTER_COMMANDS.search(scripts(job)):
             continue
         match = DEPLOY_COMMANDS.search(commands[0])
         command = " ".join((match.group(0) if match else commands[0]).split())

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from checker.documents import Document, YamlMap
 from checker.policy import Context, Violation, policy
 
-from .workflow import ExpressionNode, expression_matches, jobs, literal, parse_expression, steps, triggers
+from .._helpers import expression_matches
+from .workflow import ExpressionNode, jobs, literal, parse_expression, steps, triggers
 
 # Who caused the latest event: `github.actor`, `github.triggering_actor`, their ids and the event's sender
 # (paths as the parser normalises them, so `github['actor']` and `GITHUB.ACTOR` are these too).

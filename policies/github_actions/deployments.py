@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from checker.documents import Document, YamlMap
 from checker.policy import Context, Violation, policy
 
-from .._helpers import as_list
+from .._helpers import EPHEMERAL_CLUSTER_COMMANDS, as_list
 from .workflow import action_name, jobs, run_text, steps
 
 DEPLOY_ACTIONS = re.compile(
@@ -36,9 +36,6 @@ EPHEMERAL_CLUSTER_ACTIONS = re.compile(
     r"^(?:helm/kind-action|engineerd/setup-kind|container-tools/kind-action|medyagh/setup-minikube|"
     r"manusa/actions-setup-minikube|absaoss/k3d-action|nolar/setup-k3d-k3s|debianmaintainers/setup-k3s)(?:@|$)",
     re.IGNORECASE,
-)
-EPHEMERAL_CLUSTER_COMMANDS = re.compile(
-    r"\b(?:kind\s+create\s+cluster|minikube\s+start|k3d\s+cluster\s+create|k3s\s+server)\b"
 )
 TEARDOWN_COMMANDS = re.compile(
     r"\b(?:kubectl\s+delete|helm\s+(?:uninstall|delete)|terraform\s+destroy|tofu\s+destroy|pulumi\s+destroy|"

@@ -7,16 +7,15 @@ from collections.abc import Iterator
 from checker.documents import Document, YamlMap
 from checker.policy import Context, Violation, policy
 
+from .._helpers import expression_matches, script_lines
 from .workflow import (
     PRIVILEGED_TRIGGERS,
     UNTRUSTED,
     alias_line,
     env_file_writes,
-    expression_matches,
     outsider_field,
     placed_steps,
     run_text,
-    script_lines,
     triggers,
     value_flows,
 )

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from checker.documents import Document, YamlMap
 from checker.policy import Context, Violation, policy
 
+from .._helpers import script_lines
 from .workflow import (
     MATRIX_REFERENCE,
     alias_line,
@@ -15,7 +16,6 @@ from .workflow import (
     matrix_values,
     placed_steps,
     run_text,
-    script_lines,
 )
 
 SWITCH = "ACTIONS_ALLOW_UNSECURE_COMMANDS"

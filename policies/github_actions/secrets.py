@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from checker.documents import Document, YamlMap
 from checker.policy import Context, Violation, policy
 
-from .workflow import action_name, alias_line, is_pinned, placed_steps, references_secret, run_text, script_lines
+from .._helpers import script_lines
+from .workflow import action_name, alias_line, is_pinned, placed_steps, references_secret, run_text
 
 PRINTS = re.compile(r"^\s*(?:echo|printf|print|Write-Host|Write-Output|cat\s+<<<|puts)\b", re.IGNORECASE)
 # A variable a shell line reads, `$NAME` or `${NAME`: the whole word, looked up among the secret ones.

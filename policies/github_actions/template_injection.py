@@ -9,17 +9,15 @@ from typing import TypeVar, cast
 from checker.documents import Document, YamlMap, YamlSeq
 from checker.policy import Context, Violation, policy
 
-from .._helpers import get_path
+from .._helpers import expression_matches, get_path, script_lines
 from .workflow import (
     UNTRUSTED,
     Flow,
     action_name,
     alias_line,
-    expression_matches,
     item_alias_lines,
     jobs,
     outsider_field,
-    script_lines,
     value_flows,
 )
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from checker.documents import Document, YamlMap
 from checker.policy import Context, Violation, policy
 
-from .._helpers import image_tag, is_pinned_by_digest
-from .workflow import expression_matches, jobs, matrix_values, value_flows
+from .._helpers import expression_matches, image_tag, is_pinned_by_digest
+from .workflow import jobs, matrix_values, value_flows
 
 # At most this many images are judged for one value: a value naming several matrix keys is each combination
 # of their values, and a hostile matrix must not multiply them without end.

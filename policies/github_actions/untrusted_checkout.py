@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from checker.documents import Document, YamlMap
 from checker.policy import Context, Violation, policy
 
-from .._helpers import text_lines
+from .._helpers import script_lines
 from .workflow import PRIVILEGED_TRIGGERS, action_name, jobs, run_text, steps, triggers
 
 # What checking out the head of a pull request (or of the run that triggered workflow_run) looks like.
@@ -57,6 +57,7 @@ def no_untrusted_checkout(doc: Document, ctx: Context) -> Iterator[Violation]:
     privileged = sorted(events & PRIVILEGED_TRIGGERS)
     if not privileged:
         return
+    source = doc.text.splitlines()
     for job_id, job, _ in jobs(doc.data):
         for i, step in steps(job):
             resource = f"jobs.{job_id}.steps[{i}]"
@@ -75,7 +76,8 @@ def no_untrusted_checkout(doc: Document, ctx: Context) -> Iterator[Violation]:
             run = run_text(step)
             if not run:
                 continue
-            for line, piece in text_lines(run, doc.text, step.line_of("run"), step.end_line):
+            pieces = run.split("\n")
+            for line, piece in zip(script_lines(run, source, step.line_of("run"), step.end_line), pieces, strict=True):
                 if re.search(r"\bgh\s+pr\s+checkout\b", piece) or (
                         re.search(r"\bgit\s+(?:checkout|fetch|pull|switch)\b", piece) and UNTRUSTED_REF.search(piece)):
                     yield Violation(f"{' / '.join(privileged)} workflow fetches the untrusted head in run: "

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 
 from checker.documents import YamlMap, YamlSeq
 
-from .._helpers import is_pinned_by_digest, mappings
+from .._helpers import expression_matches, is_pinned_by_digest, mappings
 
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 
@@ -33,7 +33,6 @@ UNTRUSTED = re.compile(
     r")|github\.head_ref",
     re.IGNORECASE,
 )
-EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 SECRET_CONTEXT = re.compile(r"\bsecrets\b|\bgithub\.token\b")
 
 
@@ -354,19 +353,6 @@ def value_flows(expression: str) -> list[Flow] | None:
         return None
 
 
-def expression_matches(text: str) -> Iterator[re.Match[str]]:
-    """The matches of `EXPRESSION` in a text, as `finditer` finds them, in time linear in the text: a `${{`
-    with no `}}` after it ends the search, where the regex would start again from every later `${{` and
-    read on to the end each time (a line of `${{ ${{ ${{ ...` would cost its length squared)."""
-    start = text.find("${{")
-    while start >= 0 and text.find("}}", start + 3) >= 0:
-        match = EXPRESSION.match(text, start)
-        if match is None:
-            return
-        yield match
-        start = text.find("${{", match.end())
-
-
 # The text an outsider writes: anyone who can open an issue or a pull request, comment, review, edit the
 # wiki or push to a fork. A pattern's `*` is one segment (an array index), `**` any number, `a|b` either.
 _OUTSIDER_FIELDS: tuple[tuple[str, str], ...] = (
@@ -622,33 +608,6 @@ def placed_steps(source: Sequence[str], workflow: object
         for index, step in enumerate(sequence):
             if isinstance(step, YamlMap):
                 yield job_id, job, index, step, job_at or (aliases[index] if index < len(aliases) else None)
-
-
-# How far past the last line found a script line is looked for: a folded (`>`) or escaped quoted line is on
-# no single source line, and the bound stops each such miss from scanning to the end of the step.
-_LOOKAHEAD = 200
-
-
-def script_lines(value: str, source: Sequence[str], start: int, end: int) -> list[int]:
-    """The source line of each line (`value.split("\\n")`) of a YAML string whose key is on line `start`
-    and whose node ends on `end`; `source` is the file's lines, split once by the caller.
-
-    Each non-blank line is looked up in order after the last one found (so a repeated line, `fi` or
-    `make`, gets its own line), so the lines are right for literal (`|`), folded (`>`) and plain scalars
-    alike; a blank line, or one no source line holds (folded or escaped), gets the line of the one before.
-    """
-    numbers: list[int] = []
-    cursor, stop = max(start, 1), min(end, len(source))
-    after = cursor  # where the next line is looked for: the key's line at first, then past the last found
-    for piece in value.split("\n"):
-        stripped = piece.strip()
-        if stripped:
-            found = next((n for n in range(after, min(stop, after + _LOOKAHEAD) + 1) if stripped in source[n - 1]),
-                         None)
-            if found is not None:
-                cursor, after = found, found + 1
-        numbers.append(cursor)
-    return numbers
 
 
 @dataclasses.dataclass(frozen=True)
