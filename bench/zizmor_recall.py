@@ -29,7 +29,6 @@ to write next) and every finding of ours that zizmor does not report (for the pr
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import shutil
@@ -43,10 +42,8 @@ from typing import Any
 
 import yaml
 
-BENCH = Path(__file__).resolve().parent
-PROJECT = BENCH.parent
-VENV_BIN = PROJECT / ".venv" / "bin"
-RESULTS = BENCH / "results"
+from bench import PROJECT, VENV_BIN, _git, _now, finish, ours_env, results_file  # bench/ is first on sys.path
+
 DEFAULT_TEST_DATA = PROJECT.parent / "shared" / "corpus" / "zizmor" / "crates" / "zizmor" / "tests" / "integration" \
     / "test-data"
 ZIZMOR_VERSION = "1.32.0"
@@ -202,7 +199,7 @@ def _lines(location: dict[str, Any]) -> tuple[int, int]:
 def run_ours(root: Path, ruleset: Path) -> dict[str, Any]:
     """`checker scan` of `root` with every ORG-GHA-* rule: its JSON report (exit 1 and 3 are normal here)."""
     cmd = [str(VENV_BIN / "checker"), "scan", str(root), "-r", str(ruleset), "--format", "json"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ours_env(), cwd=root.parent)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ours_env(None), cwd=root.parent)
     if proc.returncode not in (0, 1, 3):
         sys.exit(f"zizmor_recall: checker scan failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
     report: dict[str, Any] = json.loads(proc.stdout)
@@ -213,17 +210,10 @@ def run_ours(root: Path, ruleset: Path) -> dict[str, Any]:
 def our_rules(ruleset: Path) -> list[str]:
     """The rule ids the ruleset selects in this version of checker, to tell 'not written yet' from 'finds none'."""
     proc = subprocess.run([str(VENV_BIN / "checker"), "rules", "list", "-r", str(ruleset), "--format", "json"],
-                          capture_output=True, text=True, env=ours_env())
+                          capture_output=True, text=True, env=ours_env(None))
     if proc.returncode != 0:
         sys.exit(f"zizmor_recall: checker rules list failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
     return sorted(rule["id"] for rule in json.loads(proc.stdout))
-
-
-def ours_env() -> dict[str, str]:
-    """Cold runs (no warm server), outside CI's conventions: the same scan a developer runs by hand."""
-    env = {**os.environ, "CHECKER_WARM": "0"}
-    env.pop("CI", None)
-    return env
 
 
 def source_line(path: Path, line: int) -> str:
@@ -439,17 +429,6 @@ def measure(test_data: Path, keep: bool) -> dict[str, Any]:
     return data
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=PROJECT, capture_output=True, text=True).stdout.strip()
-    except OSError:
-        return ""
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--test-data", default=str(DEFAULT_TEST_DATA), help=f"default {DEFAULT_TEST_DATA}")
@@ -463,18 +442,14 @@ def main() -> None:
         sys.exit(f"zizmor_recall: not a compared audit: {', '.join(unknown)} (see AUDIT_RULES)")
     if args.report:
         data = json.loads(Path(args.report).read_text())
+        print_tables(data)
     else:
         test_data = Path(args.test_data)
         if not test_data.is_dir():
             print(f"zizmor_recall: {test_data} is absent: nothing to measure")
             return
         data = measure(test_data, args.keep)
-        data["finished"] = _now()
-        save_to = RESULTS / f"{MODE}-{data['started'].replace(':', '').replace('-', '')}.json"
-        save_to.parent.mkdir(parents=True, exist_ok=True)
-        save_to.write_text(json.dumps(data, indent=1))
-        print(f"results saved to {save_to.relative_to(PROJECT)}\n")
-    print_tables(data)
+        finish(results_file(MODE, data), data, print_tables)
     if args.details is not None:
         print_details(data, wanted)
 
