@@ -165,7 +165,8 @@ def _cache(options: Options, change: Change) -> Cache:
     if not options.cache:
         return Cache(None)
     folder = Path(options.cache_dir) if options.cache_dir else default_folder()
-    secret = settings.current().cache_key
+    current = settings.current()
+    secret = current.cache_key
     ci = settings.ci(os.environ)
     if ci and not secret:
         unsigned = Cache(None)
@@ -180,7 +181,7 @@ def _cache(options: Options, change: Change) -> Cache:
         refused.notes.append(f"the result cache folder {folder} holds files committed to the repository being judged, "
                              "so it was not used: results were computed (keep the cache out of git)")
         return refused
-    return Cache(folder, settings.current().cache_mb * 1024 * 1024, secret)
+    return Cache(folder, current.cache_mb * 1024 * 1024, secret)
 
 
 def _committed(change: Change, ruleset: Ruleset, baseline_path: str | None) -> Change:

@@ -19,6 +19,7 @@ import importlib
 import importlib.metadata
 import json
 import logging
+import operator
 import os
 import posixpath
 import re
@@ -379,7 +380,8 @@ def _run_cached(jobs: Sequence[_Job], discovery: Discovery, ruleset: Ruleset, ca
         if cached is not None:
             results.append(cached)
     done = {r.key for r in results}
-    watch = progress.watcher("Checkov", "frameworks", [job.framework for job in keyed], _framework)
+    watch = progress.watcher("Checkov", "frameworks", [job.framework for job in keyed],
+                             operator.attrgetter("framework"))
     fresh = _run_jobs([job for job in keyed if not job.key or job.key not in done], settings.current(), watch)
     by_key = collections.Counter(result.key for result in fresh)
     inputs = {job.key: _inputs(job, discovery) for job in keyed if job.key}
@@ -491,11 +493,6 @@ def _run_jobs(jobs: Sequence[_Job], limits: settings.Settings,
     callbacks = workers.Callbacks(work=_run_job, lost=_lost, unstarted=_unstarted, failed=_failed)
     results = workers.run_all(sorted(jobs, key=_expected_cost, reverse=True), fence, callbacks, watch)
     return _in_order(results)
-
-
-def _framework(job: _Job) -> str:
-    """What the progress line names a job by."""
-    return job.framework
 
 
 def _in_order(results: Sequence[_Result]) -> list[_Result]:

@@ -91,7 +91,8 @@ def bundled() -> Mapping[str, Fix]:
     """The package's own fixes, by check id: read again only when a file changed. A warm server (checker/warm.py)
     outlives edits of these files, and starts anew only when a .py file changes; reading them all takes some
     10 ms, so every catalogue looks at their dates rather than trusting the first read."""
-    return _read_once(tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(FOLDER.glob("*.yaml"))))
+    stats = ((p.name, p.stat()) for p in sorted(FOLDER.glob("*.yaml")))
+    return _read_once(tuple((name, stat.st_mtime_ns, stat.st_size) for name, stat in stats))
 
 
 @functools.lru_cache(maxsize=1)

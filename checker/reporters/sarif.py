@@ -47,14 +47,12 @@ def render_alerts(result: ScanResult) -> str:
 
 
 def build(result: ScanResult, alerts_only: bool = False) -> om.SarifLog:
-    rules = sorted(result.rules.values(), key=lambda r: r.id)
-    reported = {f.rule_id for f in result.findings}
-    listed = {engine.name for engine in ENGINES if engine.lists_every_rule}
-    rules = [r for r in rules if r.id in reported or r.engine in listed]
-    index = {r.id: i for i, r in enumerate(rules)}
     found: dict[str, list[Finding]] = {}
     for f in result.findings:  # every finding, as the rules are the same in both views
         found.setdefault(f.rule_id, []).append(f)
+    listed = {engine.name for engine in ENGINES if engine.lists_every_rule}
+    rules = [r for r in sorted(result.rules.values(), key=lambda r: r.id) if r.id in found or r.engine in listed]
+    index = {r.id: i for i, r in enumerate(rules)}
     taxonomies = _taxonomies(result, rules)
     refs = _taxon_refs(rules, taxonomies)
     prefix = repo_prefix(result)
