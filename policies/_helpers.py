@@ -1,8 +1,9 @@
 """Small helpers shared by the bundled policies (no rules here)."""
 from __future__ import annotations
 
+import heapq
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from checker.documents import YamlMap, YamlSeq
@@ -127,3 +128,38 @@ def expression_matches(text: str) -> Iterator[re.Match[str]]:
             return
         yield match
         start = text.find("${{", match.end())
+
+
+def readers_of(definitions: Iterable[tuple[int, tuple[str, Sequence[str]]]]) -> dict[str, list[int]]:
+    """The positions of the variable definitions (position, (name, variables its value reads)) that read
+    each variable."""
+    found: dict[str, list[int]] = {}
+    for index, (_, reads) in definitions:
+        for read in dict.fromkeys(reads):
+            found.setdefault(read, []).append(index)
+    return found
+
+
+def spread_taint(untrusted: Iterable[str], definition: Callable[[int], tuple[str, Sequence[str]]],
+                 readers: Callable[[str], Iterable[int]]) -> dict[str, str]:
+    """The variables tainted from `untrusted` through definitions (`definition(i)`: the name and the variables
+    its value reads, in order; `readers(name)`: the positions of those that read a variable), each mapped to
+    the untrusted variable of the first tainted one it reads. GitLab's `variables:` and Azure's share it.
+
+    The result is that of rounds over every definition in order until none changes (a definition sees what
+    the ones before it in the same round tainted), but each definition is looked at only when a variable it
+    reads is tainted: in order of (round, position), the round being the one in which the rounds would first
+    see it reading a tainted variable. Rounds over every definition would cost the square of a chain's length.
+    """
+    tainted = {name: name for name in untrusted}
+    waiting = [(0, index) for name in tainted for index in readers(name)]
+    heapq.heapify(waiting)
+    while waiting:
+        round_, index = heapq.heappop(waiting)
+        name, reads = definition(index)
+        if name in tainted:
+            continue
+        tainted[name] = tainted[next(read for read in reads if read in tainted)]
+        for reader in readers(name):
+            heapq.heappush(waiting, (round_ if reader > index else round_ + 1, reader))
+    return tainted

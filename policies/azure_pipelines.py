@@ -1,7 +1,6 @@
 """Azure Pipelines policies."""
 from __future__ import annotations
 
-import heapq
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -9,7 +8,7 @@ from typing import Any
 from checker.documents import Document, YamlMap
 from checker.policy import Context, Violation, policy
 
-from ._helpers import expression_matches, is_approved, is_variable, mappings, script_lines
+from ._helpers import expression_matches, is_approved, is_variable, mappings, readers_of, script_lines, spread_taint
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 DEPLOY_TASKS = re.compile(
@@ -352,32 +351,15 @@ def _variable_definitions(pipeline: object) -> Iterator[tuple[str, str]]:
 def tainted_variables(pipeline: object) -> dict[str, str]:
     """Every variable (lower case) that holds untrusted text, mapped to the predefined variable it comes
     from: the untrusted predefined ones, and those the document defines from them with a macro, a
-    template expression or a runtime expression (`$[ variables['Build.SourceBranchName'] ]`).
-
-    The result is that of rounds over the definitions in order until none changes (a definition sees what
-    the ones before it in the same round tainted; the first tainted variable it reads is its origin), but
-    each value is read once and each definition looked at only when a variable it reads is tainted, in
-    order of (round, position): rounds over every definition would cost the square of a chain's length."""
+    template expression or a runtime expression (`$[ variables['Build.SourceBranchName'] ]`), spread as
+    GitLab's are (`_helpers.spread_taint`); each value is read once."""
     definitions: list[tuple[str, list[str]]] = []
-    readers: dict[str, list[int]] = {}
-    for index, (name, value) in enumerate(_variable_definitions(pipeline)):
+    for name, value in _variable_definitions(pipeline):
         runtime = _RUNTIME.match(value.strip())
         reads = [read for read, _ in _reads(value)] + (_expression_reads(runtime.group(1)) if runtime else [])
         definitions.append((name.lower(), reads))
-        for read in dict.fromkeys(reads):
-            readers.setdefault(read, []).append(index)
-    tainted = {name: name for name in UNTRUSTED_VARIABLES}
-    waiting = [(0, index) for name in tainted for index in readers.get(name, ())]
-    heapq.heapify(waiting)
-    while waiting:
-        round_, index = heapq.heappop(waiting)
-        name, reads = definitions[index]
-        if name in tainted:
-            continue
-        tainted[name] = tainted[next(read for read in reads if read in tainted)]
-        for reader in readers.get(name, ()):
-            heapq.heappush(waiting, (round_ if reader > index else round_ + 1, reader))
-    return tainted
+    readers = readers_of(enumerate(definitions))
+    return spread_taint(UNTRUSTED_VARIABLES, definitions.__getitem__, lambda name: readers.get(name, ()))
 
 
 def _shown(written: str, variable: str, origin: str) -> str:

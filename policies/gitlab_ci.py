@@ -1,16 +1,25 @@
 """GitLab CI pipeline policies."""
 from __future__ import annotations
 
-import heapq
 import re
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 from checker.documents import Document, YamlMap
 from checker.policy import Context, Violation, policy
 
-from ._helpers import EPHEMERAL_CLUSTER_COMMANDS, as_list, image_tag, is_approved, is_variable, item_line, script_lines
+from ._helpers import (
+    EPHEMERAL_CLUSTER_COMMANDS,
+    as_list,
+    image_tag,
+    is_approved,
+    is_variable,
+    item_line,
+    readers_of,
+    script_lines,
+    spread_taint,
+)
 
 KEYWORDS = frozenset({"default", "include", "stages", "variables", "workflow", "image", "services", "cache",
                       "before_script", "after_script", "spec"})
@@ -637,15 +646,6 @@ def _reads(name: str, value: str, expand: bool) -> _Definition:
     return name, [ref for m in _EXPANDED.finditer(value) for ref in m.groups() if ref] if expand else []
 
 
-def _readers(definitions: Iterable[tuple[int, _Definition]]) -> dict[str, list[int]]:
-    """The positions of the definitions that read each variable."""
-    found: dict[str, list[int]] = {}
-    for index, (_, refs) in definitions:
-        for ref in dict.fromkeys(refs):
-            found.setdefault(ref, []).append(index)
-    return found
-
-
 class _Tainted:
     """Every variable a job's scripts see that holds untrusted text: the untrusted predefined ones, and
     those whose `variables:` value (global, inherited through `extends:`, the job's own, or set by a
@@ -659,7 +659,7 @@ class _Tainted:
         self.pipeline = pipeline
         self.globals = [_reads(name, *value) for name, value in _definitions(pipeline.get("variables")).items()]
         self.positions = {name: index for index, (name, _) in enumerate(self.globals)}
-        self.readers = _readers(enumerate(self.globals))
+        self.readers = readers_of(enumerate(self.globals))
         self.lineages: dict[tuple[int, int], list[YamlMap]] = {}
         self.shared: dict[str, str] | None = None
 
@@ -673,7 +673,8 @@ class _Tainted:
                  if isinstance(rule, dict) for name, value in _definitions(rule.get("variables")).items()]
         if not merged and not rules:
             if self.shared is None:
-                self.shared = _spread(self.globals.__getitem__, lambda ref: self.readers.get(ref, ()))
+                self.shared = spread_taint(UNTRUSTED_VARIABLES, self.globals.__getitem__,
+                                           lambda ref: self.readers.get(ref, ()))
             return self.shared
         # The definitions in force, in the order the job's `variables:` merge them: a global one the job sets
         # again keeps its place with the job's value; new ones, then `rules:` ones, come after.
@@ -681,7 +682,7 @@ class _Tainted:
         replaced = {self.positions[name]: _reads(name, *value) for name, value in merged.items()
                     if name in self.positions}
         added = [_reads(name, *value) for name, value in merged.items() if name not in self.positions] + rules
-        own = _readers([*replaced.items(), *enumerate(added, count)])
+        own = readers_of([*replaced.items(), *enumerate(added, count)])
 
         def definition(index: int) -> _Definition:
             return replaced.get(index) or (self.globals[index] if index < count else added[index - count])
@@ -689,7 +690,7 @@ class _Tainted:
         def readers(ref: str) -> list[int]:
             return [index for index in self.readers.get(ref, ()) if index not in replaced] + own.get(ref, [])
 
-        return _spread(definition, readers)
+        return spread_taint(UNTRUSTED_VARIABLES, definition, readers)
 
     def _lineage(self, job: YamlMap, depth: int) -> list[YamlMap]:
         """The jobs `job` extends in the same file, farthest first (later ones override earlier ones), each
@@ -704,28 +705,6 @@ class _Tainted:
             last = {id(scope): index for index, scope in enumerate(chain)}
             self.lineages[id(job), depth] = [scope for index, scope in enumerate(chain) if last[id(scope)] == index]
         return self.lineages[id(job), depth]
-
-
-def _spread(definition: Callable[[int], _Definition], readers: Callable[[str], Iterable[int]]) -> dict[str, str]:
-    """The variables the definitions taint (`definition(i)`, in order; `readers(name)`: the positions of
-    those that read a variable), each mapped to the untrusted variable of the first tainted one it reads.
-
-    The result is that of rounds over every definition in order until none changes (a definition sees
-    what the ones before it in the same round tainted), but each definition is looked at only when a
-    variable it reads is tainted: in order of (round, position), the round being the one in which the
-    rounds would first see it reading a tainted variable."""
-    tainted = {name: name for name in UNTRUSTED_VARIABLES}
-    waiting = [(0, index) for name in tainted for index in readers(name)]
-    heapq.heapify(waiting)
-    while waiting:
-        round_, index = heapq.heappop(waiting)
-        name, refs = definition(index)
-        if name in tainted:
-            continue
-        tainted[name] = tainted[next(ref for ref in refs if ref in tainted)]
-        for reader in readers(name):
-            heapq.heappush(waiting, (round_ if reader > index else round_ + 1, reader))
-    return tainted
 
 
 def _script_items(scope: YamlMap, key: str) -> Iterator[tuple[str, int, str]]:
