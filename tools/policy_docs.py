@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
-import fnmatch
 import json
 import sys
 from collections.abc import Iterable, Sequence
@@ -28,6 +27,7 @@ from checker.engines.python import load_policies
 from checker.model import Kind, Severity
 from checker.policy import Policy
 from checker.ruleset import Ruleset, bundled_names, load_ruleset
+from checker.ruleset.select import matcher
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = "policy_docs.md.j2"
@@ -100,20 +100,18 @@ def evidence_by_rule(rule_ids: Iterable[str], rulesets: Sequence[Ruleset]) -> di
     """
     found: dict[str, dict[tuple[str, str], Evidence]] = {rule_id: {} for rule_id in rule_ids}
     for ruleset in sorted(rulesets, key=lambda r: r.name):
+        include, exclude = matcher(ruleset.include), matcher(ruleset.exclude)
+        entries = [(framework, control, spec, matcher(str(p) for p in spec["rules"]))
+                   for framework, specs in ruleset.controls.items() for control, spec in specs.items()]
         for rule_id, controls in found.items():
-            if not _matches(rule_id, ruleset.include) or _matches(rule_id, ruleset.exclude):
+            if not include((rule_id,)) or exclude((rule_id,)):
                 continue
-            for framework, entries in ruleset.controls.items():
-                for control, spec in entries.items():
-                    if _matches(rule_id, spec["rules"]):
-                        controls.setdefault((framework, control),
-                                            Evidence(framework, control, str(spec["title"]), ruleset.name))
+            for framework, control, spec, maps in entries:
+                if maps((rule_id,)):
+                    controls.setdefault((framework, control),
+                                        Evidence(framework, control, str(spec["title"]), ruleset.name))
     return {rule_id: tuple(controls[key] for key in sorted(controls, key=lambda k: _control_key(*k)))
             for rule_id, controls in found.items()}
-
-
-def _matches(rule_id: str, patterns: Iterable[str]) -> bool:
-    return any(fnmatch.fnmatchcase(rule_id, str(pattern)) for pattern in patterns)
 
 
 def snippet_language(snippet: str, kind: Kind) -> str:

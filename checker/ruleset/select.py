@@ -19,13 +19,13 @@ def select_rules(ruleset: Ruleset, catalogue: Mapping[str, Rule]) -> dict[str, R
     naming the file and line, never a rule silently not run.
     """
     for mention in ruleset.mentions:
-        if mention.pattern not in catalogue and not _matcher((mention.pattern,))(catalogue):
+        if mention.pattern not in catalogue and not matcher((mention.pattern,))(catalogue):
             hint = _close(mention.pattern, catalogue)
             raise ConfigError(
                 f"{where(mention.path, mention.line, mention.key)}: {mention.pattern!r} matches no known rule"
                 + (f"; did you mean {hint}?" if hint else "; `checker rules list` shows them"))
-    controls = [(_matcher((pattern,)), found) for pattern, found in _controls_by_rule(ruleset).items()]
-    include, exclude = _matcher(ruleset.include), _matcher(ruleset.exclude)
+    controls = [(matcher((pattern,)), found) for pattern, found in _controls_by_rule(ruleset).items()]
+    include, exclude = matcher(ruleset.include), matcher(ruleset.exclude)
     selected = {}
     for rule_id in sorted(catalogue):
         if not include((rule_id,)) or exclude((rule_id,)):
@@ -45,13 +45,13 @@ def select_rules(ruleset: Ruleset, catalogue: Mapping[str, Rule]) -> dict[str, R
 
 def _hold(lock: Lock, ruleset: Ruleset, catalogue: Mapping[str, Rule], selected: Mapping[str, Rule]) -> None:
     """Every rule a lock covers (selected at the locking layer) stays selected, at no lower severity."""
-    locked, include, exclude = _matcher(lock.rules), _matcher(lock.include), _matcher(lock.exclude)
+    locked, include, exclude = matcher(lock.rules), matcher(lock.include), matcher(lock.exclude)
     later = [m for m in ruleset.mentions if m.layer > lock.layer]
     for rule_id in sorted(catalogue):
         if not (locked((rule_id,)) and include((rule_id,)) and not exclude((rule_id,))):
             continue
         if rule_id not in selected:
-            culprit = next((m for m in later if m.key == "checks.exclude" and _matcher((m.pattern,))((rule_id,))),
+            culprit = next((m for m in later if m.key == "checks.exclude" and matcher((m.pattern,))((rule_id,))),
                            None) or next((m for m in reversed(ruleset.include_keys) if m.layer > lock.layer), None)
             spot = where(culprit.path, culprit.line, culprit.key) if culprit else ruleset.path
             raise ConfigError(f"{spot}: leaves out {rule_id}, which {lock.name('rules')} forbids")
@@ -63,7 +63,7 @@ def _hold(lock: Lock, ruleset: Ruleset, catalogue: Mapping[str, Rule], selected:
                               "forbids")
 
 
-def _matcher(patterns: Iterable[str]) -> Callable[[Iterable[str]], bool]:
+def matcher(patterns: Iterable[str]) -> Callable[[Iterable[str]], bool]:
     """A test: does any of these ids match any of the globs? (one compiled regex for all globs)"""
     regex = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns) or "(?!)")
     return lambda ids: any(regex.match(i) for i in ids)
