@@ -151,13 +151,13 @@ def deploy_lines(job: dict[str, Any]) -> list[str]:
     return [line for line in scripts(job).splitlines() if DEPLOY_COMMANDS.search(line)]
 
 
-def production_deploy(name: str, job: dict[str, Any]) -> bool:
+def production_deploy(name: str, job: dict[str, Any], commands: list[str]) -> bool:
     """The job deploys to production: its environment is named like production or has
-    `deployment_tier: production`, its name says production and deploy, or a deploy command names it."""
+    `deployment_tier: production`, its name says production and deploy, or a deploy command (`commands`,
+    its `deploy_lines`) names it."""
     env = environment_name(job)
     environment = job.get("environment")
     tier = environment.get("deployment_tier") if isinstance(environment, dict) else None
-    commands = deploy_lines(job)
     return bool(env and PROD.search(env)) or tier == "production" or (
         bool(PROD.search(name)) and bool(DEPLOY_WORD.search(name) or commands)) or (
         any(PROD.search(line) for line in commands))
@@ -316,7 +316,8 @@ def production_deploys_controlled(doc: Document, ctx: Context) -> Iterator[Viola
     for name, raw, line in jobs(doc.data):
         job = effective(doc.data, raw)
         env = environment_name(job)
-        if environment_action(job) in ("stop", "prepare", "verify", "access") or not production_deploy(name, job):
+        if environment_action(job) in ("stop", "prepare", "verify", "access") or not production_deploy(
+                name, job, deploy_lines(job)):
             continue
         problems = []
         if not _restricted(job):
@@ -883,7 +884,7 @@ def deploys_declare_environment(doc: Document, ctx: Context) -> Iterator[Violati
     for name, raw, line in jobs(doc.data):
         job = effective(doc.data, raw)
         commands = deploy_lines(job)
-        if not commands or environment_name(job) is not None or production_deploy(name, job):
+        if not commands or environment_name(job) is not None or production_deploy(name, job, commands):
             continue
         if EPHEMERAL_CLUSTER_COMMANDS.search(scripts(job)):
             continue
