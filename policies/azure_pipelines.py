@@ -178,6 +178,11 @@ def deployments_use_environments(doc: Document, ctx: Context) -> Iterator[Violat
                 break
 
 
+def _pinned_ref(ref: str) -> bool:
+    """A ref that cannot move under the pipeline: a tag or a commit SHA (a variable is not judged)."""
+    return "$(" in ref or "${{" in ref or ref.startswith("refs/tags/") or bool(_SHA.match(ref))
+
+
 def _repository_issue(repo: YamlMap) -> tuple[str, str] | None:
     if str(repo.get("type", "git")).lower() not in ("git", "github", "githubenterprise", "bitbucket"):
         return None
@@ -186,9 +191,7 @@ def _repository_issue(repo: YamlMap) -> tuple[str, str] | None:
     if ref is None:
         return f"repository {name} has no ref, so templates come from its default branch", "repository"
     ref = str(ref).strip()
-    if "$(" in ref or "${{" in ref:
-        return None
-    if ref.startswith("refs/tags/") or _SHA.match(ref):
+    if _pinned_ref(ref):
         return None
     return f"repository {name} is pinned to {ref}, a branch; use refs/tags/<tag> or a commit SHA", "ref"
 
@@ -234,7 +237,7 @@ def repositories_pinned(doc: Document, ctx: Context) -> Iterator[Violation]:
         checkout = step.get("checkout")
         if isinstance(checkout, str) and checkout.strip().lower().startswith("git://"):
             source, _, ref = checkout.strip().partition("@")
-            if "$(" in ref or "${{" in ref or ref.startswith("refs/tags/") or _SHA.match(ref):
+            if _pinned_ref(ref):
                 continue
             pinned = f"follows {ref}, a branch" if ref else "has no ref, so it follows the default branch"
             yield Violation(f"inline checkout of {source} {pinned}; use @refs/tags/<tag> or a commit SHA",
